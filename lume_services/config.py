@@ -1,0 +1,215 @@
+"""Settings and the service container.
+
+Settings come from ``LUME_*`` environment variables, nested with ``__``
+(``LUME_MODEL_DB__HOST``), case-insensitive, with no ``.env`` file.
+``configure()`` validates them and builds a :class:`Context`; nothing
+connects, imports a driver or writes a file until a service is first used,
+and nothing is ever written outside ``LUME_HOME``.
+
+With no ``LUME_MODEL_DB__*`` variable set the registry is an embedded
+SQLite file, ``$LUME_HOME/registry.db``.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from pathlib import Path
+from typing import Any, Literal, Optional, Union, get_args, get_origin
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lume_services.errors import EnvironmentNotConfiguredError, SchedulingNotConfiguredError
+from lume_services.services.models.db.db import ModelDB, ModelDBConfig
+
+ENV_PREFIX = "LUME_"
+DEFAULT_HOME = Path("~/.lume-services")
+
+
+class PrefectSettings(BaseModel):
+    """Where flows are registered and run (used by the scheduling service)."""
+
+    api_url: Optional[str] = Field(
+        default=None,
+        description="Prefect API URL of a running server; unset means Prefect's ephemeral mode under LUME_HOME.",
+    )
+    pool_name: str = Field(
+        default="lume-services",
+        description="Work pool shared by every project (names starting 'prefect' are refused by Prefect).",
+    )
+
+    @field_validator("pool_name")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        if not value or value.lower().startswith("prefect"):
+            raise ValueError("must be non-empty and must not start with 'prefect'")
+        return value
+
+
+class LUMEServicesSettings(BaseSettings):
+    """All lume-services settings (environment variables ``LUME_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default=DEFAULT_HOME,
+        description="Directory for everything lume-services writes locally (embedded registry, environments, Prefect home).",
+    )
+    backend: Literal["local", "docker", "kubernetes"] = Field(
+        default="local", description="Where flows run: local processes, docker or kubernetes."
+    )
+    model_db: Optional[ModelDBConfig] = Field(
+        default=None,
+        description="Model registry database; unset means the embedded SQLite file $LUME_HOME/registry.db.",
+    )
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Prefect 3 settings.")
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    def model_db_config(self) -> ModelDBConfig:
+        return self.model_db or ModelDBConfig(sqlite_path=self.home / "registry.db")
+
+
+class Context:
+    """Lazily built service singletons for one set of settings."""
+
+    def __init__(self, settings: LUMEServicesSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._model_db: Optional[ModelDB] = None
+        self._model_db_service: Any = None
+
+    def __repr__(self) -> str:
+        return f"Context(home={str(self.settings.home)!r}, model_db={self.model_db()!r})"
+
+    def model_db(self) -> ModelDB:
+        with self._lock:
+            if self._model_db is None:
+                self._model_db = ModelDB(self.settings.model_db_config())
+            return self._model_db
+
+    def model_db_service(self) -> Any:
+        """The :class:`~lume_services.services.models.service.ModelDBService`."""
+        from lume_services.services.models.service import ModelDBService
+
+        db = self.model_db()
+        with self._lock:
+            if self._model_db_service is None:
+                self._model_db_service = ModelDBService(db)
+            return self._model_db_service
+
+    def scheduling_service(self) -> Any:
+        """The Prefect 3 scheduling service (not available in this release)."""
+        raise SchedulingNotConfiguredError(
+            "Prefect 3 scheduling (projects, flow registration, runs) is not part of this "
+            "release yet; the registry tables can be used directly through "
+            "context.model_db_service()"
+        )
+
+    def close(self) -> None:
+        if self._model_db is not None:
+            self._model_db.dispose()
+
+
+context: Optional[Context] = None
+_settings: Optional[LUMEServicesSettings] = None
+
+
+def configure(settings: Optional[LUMEServicesSettings] = None) -> Context:
+    """Validate settings (from the environment unless given) and build the context."""
+    global context, _settings
+    if settings is None:
+        try:
+            settings = LUMEServicesSettings()
+        except ValidationError as exc:
+            raise EnvironmentNotConfiguredError(
+                get_env_vars(LUMEServicesSettings, only=_failed_groups(exc)),
+                detail=_safe_errors(exc),
+            ) from None
+    if context is not None:
+        context.close()
+    _settings = settings
+    context = Context(settings)
+    return context
+
+
+def get_context() -> Context:
+    """The configured context, or a clear error saying to call configure()."""
+    if context is None:
+        raise EnvironmentNotConfiguredError(get_env_vars(LUMEServicesSettings))
+    return context
+
+
+def _safe_errors(exc: ValidationError) -> str:
+    """Describe validation errors by variable name and problem, never by value."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        name = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {msg}")
+    return "; ".join(parts)
+
+
+def _failed_groups(exc: ValidationError) -> set[str]:
+    groups = set(get_env_vars(LUMEServicesSettings))
+    failed = {str(err["loc"][0]).lower() for err in exc.errors() if err["loc"]}
+    return {name if name in groups else "base" for name in failed}
+
+
+def _nested_model(annotation: Any) -> Optional[type[BaseModel]]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _nested_model(arg)
+            if found is not None:
+                return found
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def iter_settings(
+    model: type[BaseModel], prefix: str = ENV_PREFIX
+) -> list[tuple[str, str, Any, str]]:
+    """(VARIABLE, type, default, description) for every leaf setting."""
+    rows = []
+    for name, field in model.model_fields.items():
+        var = f"{prefix}{name.upper()}"
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            rows.extend(iter_settings(nested, var + "__"))
+            continue
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        rows.append((var, _type_name(field.annotation), default, field.description or ""))
+    return rows
+
+
+def _type_name(annotation: Any) -> str:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Literal:
+        return " | ".join(repr(a) for a in get_args(annotation))
+    if args and get_origin(annotation) is not Literal:
+        return _type_name(args[0])
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def get_env_vars(
+    settings_cls: type[BaseModel] = LUMEServicesSettings, only: Optional[set[str]] = None
+) -> dict[str, list[str]]:
+    """Variable names by group: ``{"base": [...], "model_db": [...], ...}``."""
+    groups: dict[str, list[str]] = {}
+    for var, *_ in iter_settings(settings_cls):
+        rest = var[len(ENV_PREFIX):]
+        group = rest.split("__")[0].lower() if "__" in rest else "base"
+        if only is None or group in only:
+            groups.setdefault(group, []).append(var)
+    return groups

@@ -1,0 +1,312 @@
+"""The one exception tree of lume-services.
+
+Every error raised on purpose by this package derives from
+:class:`LUMEServicesError`, so callers can catch the whole family at once.
+Messages are full sentences built in ``__init__``: they name the values
+involved (with ``!r``) and say what to do next. The values stay available as
+attributes. Secrets are never part of a message.
+
+::
+
+    LUMEServicesError
+    ├── NotFoundError (also LookupError)
+    │   ├── ModelNotFoundError
+    │   ├── DeploymentNotFoundError
+    │   ├── ProjectNotFoundError
+    │   ├── FlowNotFoundError
+    │   ├── FlowOfFlowsNotFoundError
+    │   └── DeploymentNotRegisteredError
+    ├── ConflictError
+    │   ├── AlreadyExistsError
+    │   │   ├── ProjectAlreadyExistsError
+    │   │   └── FlowAlreadyExistsError
+    │   ├── DeploymentConflictError
+    │   └── InUseError
+    ├── ValidationError (also ValueError)
+    │   └── UnknownFilterError
+    ├── ConfigurationError
+    │   ├── EnvironmentNotConfiguredError
+    │   ├── SchemaNotCurrentError
+    │   └── SchedulingNotConfiguredError
+    ├── DatabaseError
+    ├── EnvironmentResolutionError
+    │   ├── NoFlowFoundInPackageError
+    │   └── MissingEnvironmentYamlError
+    └── SchedulingError
+        ├── FlowFailedError
+        ├── TaskNotInFlowError
+        ├── TaskNotCompletedError
+        └── EmptyResultError
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+
+def _describe(query: Mapping[str, Any]) -> str:
+    if not query:
+        return "no filters"
+    return ", ".join(f"{key}={value!r}" for key, value in sorted(query.items()))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class LUMEServicesError(Exception):
+    """Base class of every error raised on purpose by lume-services."""
+
+
+# --- not found -------------------------------------------------------------
+
+
+class NotFoundError(LUMEServicesError, LookupError):
+    """A requested row does not exist."""
+
+    entity = "row"
+    hint = "check the filters"
+
+    def __init__(self, query: Mapping[str, Any] | None = None) -> None:
+        self.query = dict(query or {})
+        super().__init__(
+            f"No {self.entity} matches {_describe(self.query)}; {self.hint}."
+        )
+
+
+class ModelNotFoundError(NotFoundError):
+    entity = "model"
+    hint = "list models with `lume-services models list` or create one with Model.create_model(...)"
+
+
+class DeploymentNotFoundError(NotFoundError):
+    entity = "deployment"
+    hint = "list deployments with `lume-services deployments list`"
+
+
+class ProjectNotFoundError(NotFoundError):
+    entity = "project"
+    hint = (
+        "create it first with model_db_service.store_project(project_name=..., "
+        "description=...) or `lume-services projects create NAME`"
+    )
+
+
+class FlowNotFoundError(NotFoundError):
+    entity = "flow"
+    hint = "flows are registered by Model.store_deployment(...)"
+
+
+class FlowOfFlowsNotFoundError(NotFoundError):
+    entity = "flow-of-flows composition"
+    hint = "compose one with store_flow_of_flows(...)"
+
+
+class DeploymentNotRegisteredError(NotFoundError):
+    """A model has no (such) deployment."""
+
+    def __init__(self, model_id: int, deployment_id: int | None = None) -> None:
+        self.model_id = model_id
+        self.deployment_id = deployment_id
+        self.query = {"model_id": model_id, "deployment_id": deployment_id}
+        if deployment_id is None:
+            msg = (
+                f"Model {model_id!r} has no deployments yet; store one with "
+                "model.store_deployment(source_path, project_name=...)."
+            )
+        else:
+            msg = (
+                f"Deployment {deployment_id!r} is not registered for model "
+                f"{model_id!r}; see model.deployments for the ones that are."
+            )
+        LUMEServicesError.__init__(self, msg)
+
+
+# --- conflicts -------------------------------------------------------------
+
+
+class ConflictError(LUMEServicesError):
+    """A write contradicts what is already stored; nothing was written."""
+
+
+class AlreadyExistsError(ConflictError):
+    def __init__(self, entity: str, key: Any, detail: str) -> None:
+        self.entity = entity
+        self.key = key
+        super().__init__(f"A {entity} {key!r} already exists {detail}; nothing was written.")
+
+
+class ProjectAlreadyExistsError(AlreadyExistsError):
+    def __init__(self, project_name: str, stored: str, given: str) -> None:
+        self.stored_description = stored
+        self.given_description = given
+        super().__init__(
+            "project",
+            project_name,
+            f"with description {_short(stored)} (given {_short(given)}); "
+            "change it with update_project(...) instead",
+        )
+
+
+class FlowAlreadyExistsError(AlreadyExistsError):
+    def __init__(self, flow_id: str, detail: str) -> None:
+        super().__init__("flow", flow_id, detail)
+
+
+class DeploymentConflictError(ConflictError):
+    """Same model and version stored again with different bytes."""
+
+    def __init__(self, model_id: int, version: str, stored_sha256: str, given_sha256: str) -> None:
+        self.model_id = model_id
+        self.version = version
+        self.stored_sha256 = stored_sha256
+        self.given_sha256 = given_sha256
+        super().__init__(
+            f"Model {model_id!r} already has version {version!r} with sha256 "
+            f"{stored_sha256}, but the given artifact has sha256 {given_sha256}; "
+            "release the changed package under a new version. Nothing was written."
+        )
+
+
+class InUseError(ConflictError):
+    """A delete would orphan rows that refer to the target."""
+
+    def __init__(self, entity: str, key: Any, users: str, remedy: str) -> None:
+        self.entity = entity
+        self.key = key
+        super().__init__(f"Cannot delete {entity} {key!r}: {users}; {remedy}. Nothing was deleted.")
+
+
+# --- validation ------------------------------------------------------------
+
+
+class ValidationError(LUMEServicesError, ValueError):
+    """Input refused before it reached the database."""
+
+    def __init__(self, field: str, value: Any, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"Invalid {field} {_short(value)}: {problem}. Nothing was stored.")
+
+
+class UnknownFilterError(ValidationError):
+    """A filter keyword that is not a column of the table."""
+
+    def __init__(self, table: str, unknown: Iterable[str], allowed: Iterable[str]) -> None:
+        self.table = table
+        self.unknown = sorted(unknown)
+        self.allowed = sorted(allowed)
+        self.field, self.value = "filter", self.unknown
+        self.problem = "unknown keyword"
+        LUMEServicesError.__init__(
+            self,
+            f"Extra kwargs found in query for table {table}: {', '.join(self.unknown)}. "
+            f"Allowed keywords: {', '.join(self.allowed)}.",
+        )
+
+
+# --- configuration ---------------------------------------------------------
+
+
+class ConfigurationError(LUMEServicesError):
+    """lume-services is not configured, or configured wrongly."""
+
+
+class EnvironmentNotConfiguredError(ConfigurationError):
+    def __init__(self, env_vars: Mapping[str, list[str]] | None = None, detail: str = "") -> None:
+        self.env_vars = dict(env_vars or {})
+        self.detail = detail
+        names = sorted({name for group in self.env_vars.values() for name in group})
+        hint = f" Relevant variables: {', '.join(names)}." if names else ""
+        if detail:
+            msg = f"lume-services is misconfigured: {detail}. Fix the environment variables named.{hint}"
+        else:
+            msg = (
+                "lume-services is not configured: call lume_services.config.configure() "
+                f"first, after setting the LUME_* environment variables you need.{hint}"
+            )
+        super().__init__(msg)
+
+
+class SchemaNotCurrentError(ConfigurationError):
+    def __init__(self, database: str, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"The model database {database} is at schema revision {current!r}, "
+            f"but this lume-services needs {head!r}; run `lume-services db upgrade`."
+        )
+
+
+class SchedulingNotConfiguredError(ConfigurationError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"The scheduling service is not available: {detail}.")
+
+
+# --- database --------------------------------------------------------------
+
+
+class DatabaseError(LUMEServicesError):
+    """The database failed in a way that is not the caller's fault."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        self.operation = operation
+        super().__init__(f"Database error during {operation}: {reason}.")
+
+
+# --- environments and scheduling (filled in by later layers) ----------------
+
+
+class EnvironmentResolutionError(LUMEServicesError):
+    """A model package could not be fetched, inspected or installed."""
+
+
+class NoFlowFoundInPackageError(EnvironmentResolutionError):
+    def __init__(self, package: str) -> None:
+        self.package = package
+        super().__init__(
+            f"Package {package!r} declares no `<pkg>.flow` entry point in the "
+            "`orchestration` group; add one pointing at its Prefect flow."
+        )
+
+
+class MissingEnvironmentYamlError(EnvironmentResolutionError):
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__(f"No environment.yml found in {source!r}; add one at the package root.")
+
+
+class SchedulingError(LUMEServicesError):
+    """The orchestrator refused or failed a request."""
+
+
+class FlowFailedError(SchedulingError):
+    def __init__(self, flow_run_id: str, message: str) -> None:
+        self.flow_run_id = flow_run_id
+        super().__init__(f"Flow run {flow_run_id!r} failed: {message}")
+
+
+class TaskNotInFlowError(SchedulingError):
+    def __init__(self, flow_name: str, task_name: str, tasks: Iterable[str] = ()) -> None:
+        self.flow_name = flow_name
+        self.task_name = task_name
+        self.tasks = sorted(tasks)
+        super().__init__(
+            f"Flow {flow_name!r} has no task {task_name!r}; its tasks are: "
+            f"{', '.join(self.tasks) or '(none)'}."
+        )
+
+
+class TaskNotCompletedError(SchedulingError):
+    def __init__(self, task_name: str, state: str) -> None:
+        self.task_name = task_name
+        self.state = state
+        super().__init__(f"Task {task_name!r} did not complete (state {state!r}).")
+
+
+class EmptyResultError(SchedulingError):
+    def __init__(self, flow_run_id: str) -> None:
+        self.flow_run_id = flow_run_id
+        super().__init__(f"Flow run {flow_run_id!r} completed without a stored result.")

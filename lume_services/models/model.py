@@ -1,0 +1,120 @@
+"""The user-facing ``Model``: a registered model and its deployments.
+
+``Model`` composes services (it never builds SQL). Services come from the
+configured :mod:`lume_services.config` context at call time, unless passed
+explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from lume_services.errors import DeploymentNotFoundError, DeploymentNotRegisteredError
+from lume_services.services.models.records import DeploymentRecord, LoadedDeployment, ModelRecord
+
+if TYPE_CHECKING:
+    from lume_services.services.models.service import ModelDBService
+
+
+def _default_service() -> "ModelDBService":
+    from lume_services import config
+
+    return config.get_context().model_db_service()
+
+
+class Model:
+    """A registered model.
+
+    Build it from an id (``Model(model_id=1)``), from one of its deployments
+    (``Model(deployment_id=7)``, which also loads that deployment), or get or
+    create it with :meth:`create_model`.
+    """
+
+    def __init__(
+        self,
+        model_id: Optional[int] = None,
+        *,
+        metadata: Optional[ModelRecord] = None,
+        deployment_id: Optional[int] = None,
+        model_db_service: Optional["ModelDBService"] = None,
+    ) -> None:
+        self._service = model_db_service
+        self.deployment: Optional[LoadedDeployment] = None
+        if metadata is not None:
+            self.metadata = metadata
+        elif model_id is not None:
+            self.metadata = self.model_db_service.get_model(model_id=model_id)
+        elif deployment_id is not None:
+            owner = self.model_db_service.get_deployment(deployment_id=deployment_id).model_id
+            self.metadata = self.model_db_service.get_model(model_id=owner)
+            self.load_deployment(deployment_id)
+        else:
+            raise ValueError(
+                "Model() needs model_id, deployment_id or metadata; use "
+                "Model.create_model(...) to register a new model."
+            )
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"Model(model_id={m.model_id!r}, author={m.author!r}, laboratory={m.laboratory!r}, "
+            f"facility={m.facility!r}, beampath={m.beampath!r}, description={m.description!r})"
+        )
+
+    @property
+    def model_db_service(self) -> "ModelDBService":
+        if self._service is None:
+            self._service = _default_service()
+        return self._service
+
+    @property
+    def model_id(self) -> int:
+        return self.metadata.model_id
+
+    @classmethod
+    def create_model(
+        cls,
+        author: str,
+        laboratory: str,
+        facility: str,
+        beampath: str,
+        description: str,
+        *,
+        model_db_service: Optional["ModelDBService"] = None,
+    ) -> "Model":
+        """Get or create the model with these five fields (race-safe)."""
+        service = model_db_service or _default_service()
+        model_id = service.store_model(
+            author=author, laboratory=laboratory, facility=facility,
+            beampath=beampath, description=description,
+        )
+        return cls(metadata=service.get_model(model_id=model_id), model_db_service=service)
+
+    @property
+    def deployments(self) -> list[DeploymentRecord]:
+        """This model's deployments, oldest first (``[]`` when none)."""
+        return self.model_db_service.get_deployments(model_id=self.model_id)
+
+    @property
+    def live_deployment(self) -> Optional[DeploymentRecord]:
+        try:
+            return self.model_db_service.get_live_deployment(self.model_id)
+        except DeploymentNotFoundError:
+            return None
+
+    def load_deployment(self, deployment_id: Optional[int] = None) -> LoadedDeployment:
+        """Load a deployment with its flow and project (the latest when None)."""
+        try:
+            loaded = self.model_db_service.load_deployment(
+                model_id=self.model_id, deployment_id=deployment_id
+            )
+        except DeploymentNotFoundError:
+            raise DeploymentNotRegisteredError(self.model_id, deployment_id) from None
+        self.deployment = loaded
+        return loaded
+
+    def set_live(self, deployment_id: int) -> DeploymentRecord:
+        """Make one of this model's deployments the live one."""
+        if not any(d.deployment_id == deployment_id for d in self.deployments):
+            raise DeploymentNotRegisteredError(self.model_id, deployment_id)
+        return self.model_db_service.set_live(deployment_id)

@@ -1,0 +1,321 @@
+"""Connection to the model database: configuration, engine, transactions.
+
+``ModelDBConfig`` describes where the registry lives: a MySQL/MariaDB server
+(host, port, user, password, database with ``dialect_str`` defaulting to
+``mysql+pymysql`` as in the spec), any SQLAlchemy ``url``, or an embedded
+SQLite file. ``ModelDB`` owns the engine and is the one place that opens
+transactions (:meth:`ModelDB.transact`), retrying units of work that lost a
+deadlock or serialisation race. Passwords never appear in reprs, logs or
+error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+from filelock import FileLock
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lume_services.errors import ConfigurationError, DatabaseError, SchemaNotCurrentError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Driver error codes that mean "lost a race, run the unit of work again".
+_MYSQL_RETRY_CODES = {1205, 1213}  # lock wait timeout, deadlock
+_PG_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+class ConnectionConfig(BaseModel):
+    """Engine options passed to ``sqlalchemy.create_engine``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool_size: Optional[int] = Field(
+        default=None, ge=1, description="Connections kept open per process (server databases)."
+    )
+    pool_pre_ping: bool = Field(
+        default=True, description="Test each pooled connection before use (survives restarts)."
+    )
+    busy_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a writer waits for a lock (SQLite busy timeout, retry budget).",
+    )
+
+
+class ModelDBConfig(BaseModel):
+    """Where the model registry is stored.
+
+    Give either ``url`` (any SQLAlchemy URL), or ``host``/``port``/``user``/
+    ``password``/``database`` (joined with ``dialect_str``), or ``sqlite_path``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: Optional[str] = Field(default=None, description="Database server host name.")
+    port: Optional[int] = Field(default=None, ge=1, le=65535, description="Database server port.")
+    user: Optional[str] = Field(default=None, description="Database user.")
+    password: Optional[SecretStr] = Field(default=None, description="Database password (secret).")
+    database: Optional[str] = Field(default=None, description="Database (schema) name.")
+    dialect_str: str = Field(
+        default="mysql+pymysql",
+        description="SQLAlchemy dialect+driver used with host/port/user/password/database.",
+    )
+    url: Optional[SecretStr] = Field(
+        default=None,
+        description="Full SQLAlchemy URL instead of the parts (secret: may hold a password).",
+    )
+    sqlite_path: Optional[Path] = Field(
+        default=None, description="Embedded SQLite file (the default under LUME_HOME)."
+    )
+    auto_migrate: Optional[bool] = Field(
+        default=None,
+        description="Upgrade the schema on first use; default: yes for SQLite, no for servers.",
+    )
+    connection: ConnectionConfig = Field(
+        default_factory=ConnectionConfig, description="Engine options."
+    )
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "ModelDBConfig":
+        parts = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+        }
+        given = [name for name, value in parts.items() if value is not None]
+        chosen = sum(bool(x) for x in (given, self.url, self.sqlite_path))
+        if chosen > 1:
+            raise ValueError(
+                "give only one of: url, sqlite_path, or host/port/user/password/database"
+            )
+        if given and len(given) < len(parts):
+            missing = sorted(set(parts) - set(given))
+            raise ValueError(
+                f"{', '.join(missing)} missing: host, port, user, password and database "
+                "are all required once one of them is set (or give url instead)"
+            )
+        if not chosen:
+            raise ValueError("no database given: set url, sqlite_path or host/port/user/password/database")
+        return self
+
+    def sqlalchemy_url(self) -> URL:
+        """The URL to connect with; the password is escaped, never formatted in."""
+        if self.url is not None:
+            try:
+                return make_url(self.url.get_secret_value().strip())
+            except ArgumentError:
+                raise ConfigurationError("The model database url is not a valid SQLAlchemy URL.") from None
+        if self.sqlite_path is not None:
+            return URL.create("sqlite", database=str(self.sqlite_path))
+        return URL.create(
+            self.dialect_str.strip(),
+            username=self.user,
+            password=self.password.get_secret_value() if self.password else None,
+            host=self.host.strip() if self.host else None,
+            port=self.port,
+            database=self.database,
+        )
+
+    def safe_url(self) -> str:
+        """The URL with the password masked, for messages and logs."""
+        return self.sqlalchemy_url().render_as_string(hide_password=True)
+
+
+class ModelDB:
+    """Engine and transactions for one model database."""
+
+    def __init__(self, config: ModelDBConfig) -> None:
+        self.config = config
+        self.url = config.sqlalchemy_url()
+        self.dialect = self.url.get_backend_name()
+        self._engine: Optional[Engine] = None
+        self._readers: Optional[sessionmaker[Session]] = None
+        self._writers: Optional[sessionmaker[Session]] = None
+        self._lock = threading.Lock()
+        self._checked_schema = False
+
+    def __repr__(self) -> str:
+        return f"ModelDB({self.safe_url()!r})"
+
+    # -- engine -------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._create_engine()
+                    self._readers = sessionmaker(self._engine, expire_on_commit=False)
+                    self._writers = sessionmaker(
+                        self._engine.execution_options(lume_write=True), expire_on_commit=False
+                    )
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        opts = self.config.connection
+        kwargs: dict[str, Any] = {"pool_pre_ping": opts.pool_pre_ping}
+        if self.dialect == "sqlite":
+            return self._create_sqlite_engine(kwargs)
+        if opts.pool_size is not None:
+            kwargs["pool_size"] = opts.pool_size
+        if self.dialect in ("mysql", "mariadb"):
+            # REPEATABLE READ snapshots make "read then write" stale under
+            # concurrency; READ COMMITTED plus row locks is what we rely on.
+            kwargs["isolation_level"] = "READ COMMITTED"
+            kwargs["connect_args"] = {"charset": "utf8mb4"} if "pymysql" in self.url.drivername else {}
+        engine = create_engine(self.url, **kwargs)
+        _dispose_in_forked_children(engine)
+        return engine
+
+    def _create_sqlite_engine(self, kwargs: dict[str, Any]) -> Engine:
+        path = self.url.database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        timeout = self.config.connection.busy_timeout
+        engine = create_engine(self.url, connect_args={"timeout": timeout}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take over transaction control from pysqlite so BEGIN is ours.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            if path and path != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            # Writers serialise at BEGIN instead of failing at COMMIT;
+            # readers never take the write lock (WAL lets them run alongside).
+            write = conn.get_execution_options().get("lume_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        _dispose_in_forked_children(engine)
+        return engine
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._readers = self._writers = None
+
+    # -- transactions ---------------------------------------------------------
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, else rolled back."""
+        self.engine  # noqa: B018 - builds the sessionmakers
+        maker = self._writers if write else self._readers
+        assert maker is not None
+        with maker() as session, session.begin():
+            yield session
+
+    def transact(
+        self,
+        work: Callable[[Session], T],
+        *,
+        operation: str = "database operation",
+        write: bool = True,
+    ) -> T:
+        """Run ``work(session)`` as one unit of work, retrying lost lock races."""
+        deadline = time.monotonic() + self.config.connection.busy_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self.session(write=write) as session:
+                    return work(session)
+            except DBAPIError as exc:
+                if not self._is_retryable(exc) or time.monotonic() > deadline:
+                    if isinstance(exc, OperationalError) and not self._is_retryable(exc):
+                        raise DatabaseError(operation, _driver_reason(exc)) from None
+                    raise
+                log.debug("retrying %s after lock conflict (attempt %d)", operation, attempt)
+                time.sleep(min(0.01 * 2**attempt, 0.5))
+
+    def _is_retryable(self, exc: DBAPIError) -> bool:
+        orig = exc.orig
+        if self.dialect in ("mysql", "mariadb"):
+            args = getattr(orig, "args", ())
+            return bool(args) and args[0] in _MYSQL_RETRY_CODES
+        if self.dialect == "postgresql":
+            return getattr(orig, "sqlstate", None) in _PG_RETRY_SQLSTATES
+        if self.dialect == "sqlite":
+            return "database is locked" in str(orig)
+        return False
+
+    # -- schema ---------------------------------------------------------------
+
+    @property
+    def auto_migrate(self) -> bool:
+        if self.config.auto_migrate is not None:
+            return self.config.auto_migrate
+        return self.dialect == "sqlite"
+
+    def ensure_schema(self) -> None:
+        """Check (or, with auto_migrate, bring) the schema at the current revision."""
+        from lume_services import migrations
+
+        head = migrations.head()
+        if not self.auto_migrate:
+            current = migrations.current(self)
+            if current != head:
+                raise SchemaNotCurrentError(self.safe_url(), current, head)
+            return
+        with self._migration_lock():
+            if migrations.current(self) != head:
+                log.info("upgrading model database schema to %s", head)
+                migrations.upgrade(self)
+
+    def _migration_lock(self) -> Any:
+        path = self.url.database if self.dialect == "sqlite" else None
+        if not path or path == ":memory:":
+            return nullcontext()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(f"{path}.migrate.lock")
+
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def _driver_reason(exc: DBAPIError) -> str:
+    """A short reason from a driver error, without SQL, parameters or URL."""
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[1], str):
+        return args[1]
+    return type(orig).__name__
+
+
+def _dispose_in_forked_children(engine: Engine) -> None:
+    """Pooled connections must not be shared with a forked child."""
+    ref = weakref.ref(engine)
+
+    def _after_fork() -> None:
+        eng = ref()
+        if eng is not None:
+            eng.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,240 @@
+"""ORM schema of the model registry: the five tables of the spec.
+
+Table and column names follow the predecessor (and the spec) so that existing
+SQL and docker-compose init files keep working; lengths, keys and foreign-key
+actions fix what the predecessor got wrong:
+
+* every constraint is named (``MetaData(naming_convention=...)``), so
+  migrations can refer to them on every dialect;
+* foreign keys declare their ``ON DELETE`` / ``ON UPDATE`` behaviour in the
+  DDL (a deployment goes with its model, a flow with its deployment, a
+  composition with its parent flow; a project or a subflow that is still
+  referred to cannot be deleted);
+* lengths hold real values (PEP 440 local versions, image references with
+  digests, long URLs) while every index stays within MySQL's 3072-byte key
+  limit under utf8mb4;
+* identifying text compares case-sensitively on MySQL/MariaDB too (binary
+  collation), as it does on SQLite and PostgreSQL;
+* timestamps are stored as naive UTC with microseconds and read back as
+  aware UTC datetimes;
+* relationships raise instead of lazy-loading by accident.
+
+This module imports nothing else from lume_services. Lengths declared here
+are the single source of truth for input validation in the service.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Column lengths (characters). Indexed columns are sized so that every key
+# stays below 3072 bytes at 4 bytes per character.
+NAME_LENGTH = 100  # author, laboratory, facility, beampath, project name
+DESCRIPTION_LENGTH = 255  # model description (part of the model's identity)
+LONG_TEXT_LENGTH = 2000  # project description
+VERSION_LENGTH = 64
+IMPORT_NAME_LENGTH = 255
+PATH_LENGTH = 1024  # asset_dir
+SOURCE_LENGTH = 2048
+SHA256_LENGTH = 64
+IMAGE_LENGTH = 512
+FLOW_ID_LENGTH = 255
+FLOW_NAME_LENGTH = 255
+
+
+MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes, stored naive in UTC with microsecond precision."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def ident(length: int) -> String:
+    """A string that compares case-sensitively on every dialect."""
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Model(Base):
+    """Top-level information about a model; identity is all five text fields."""
+
+    __tablename__ = "model"
+    __table_args__ = (
+        UniqueConstraint(
+            "author", "laboratory", "facility", "beampath", "description", name="_model_entry"
+        ),
+        MYSQL_TABLE,
+    )
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    author: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
+    laboratory: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
+    facility: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
+    beampath: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
+    description: Mapped[str] = mapped_column(ident(DESCRIPTION_LENGTH), nullable=False)
+
+    deployments: Mapped[list["Deployment"]] = relationship(
+        back_populates="model",
+        lazy="raise",
+        order_by="(Deployment.deploy_date, Deployment.deployment_id)",
+        passive_deletes=True,
+    )
+
+
+class Deployment(Base):
+    """A versioned release of a model: source, checksum, image, liveness."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="_deployment_unique"),
+        Index("ix_deployment_model_date", "model_id", "deploy_date", "deployment_id"),
+        Index("ix_deployment_model_live", "model_id", "is_live"),
+        Index("ix_deployment_sha256", "sha256"),
+        MYSQL_TABLE,
+    )
+
+    deployment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(ident(VERSION_LENGTH), nullable=False)
+    deploy_date: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    package_import_name: Mapped[str] = mapped_column(String(IMPORT_NAME_LENGTH), nullable=False)
+    asset_dir: Mapped[Optional[str]] = mapped_column(String(PATH_LENGTH), nullable=True)
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH), nullable=False)
+    image: Mapped[Optional[str]] = mapped_column(String(IMAGE_LENGTH), nullable=True)
+    is_live: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("model.model_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+
+    model: Mapped[Model] = relationship(back_populates="deployments", lazy="raise")
+    flow: Mapped[Optional["Flow"]] = relationship(
+        back_populates="deployment", lazy="raise", uselist=False, passive_deletes=True
+    )
+
+
+class Project(Base):
+    """A Prefect project (work queue) as tracked by the registry."""
+
+    __tablename__ = "project"
+    __table_args__ = (MYSQL_TABLE,)
+
+    project_name: Mapped[str] = mapped_column(ident(NAME_LENGTH), primary_key=True)
+    description: Mapped[str] = mapped_column(String(LONG_TEXT_LENGTH), nullable=False)
+
+    flows: Mapped[list["Flow"]] = relationship(
+        back_populates="project", lazy="raise", order_by="Flow.flow_id"
+    )
+
+
+class Flow(Base):
+    """A Prefect deployment of a registry deployment, or a composite parent.
+
+    ``flow_id`` holds the Prefect deployment id. ``deployment_id`` is NULL
+    only for a composite (flow-of-flows) parent.
+    """
+
+    __tablename__ = "flow"
+    __table_args__ = (
+        CheckConstraint("composite OR deployment_id IS NOT NULL", name="deployment_or_composite"),
+        Index("ix_flow_project", "project_name", "flow_id"),
+        MYSQL_TABLE,
+    )
+
+    flow_id: Mapped[str] = mapped_column(ident(FLOW_ID_LENGTH), primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(FLOW_NAME_LENGTH), nullable=False)
+    project_name: Mapped[str] = mapped_column(
+        ForeignKey("project.project_name", ondelete="RESTRICT", onupdate="CASCADE"),
+        nullable=False,
+    )
+    deployment_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("deployment.deployment_id", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=True,
+        unique=True,
+    )
+    composite: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+    project: Mapped[Project] = relationship(back_populates="flows", lazy="raise")
+    deployment: Mapped[Optional[Deployment]] = relationship(back_populates="flow", lazy="raise")
+    subflows: Mapped[list["FlowOfFlows"]] = relationship(
+        foreign_keys="FlowOfFlows.parent_flow_id",
+        lazy="raise",
+        order_by="FlowOfFlows.position",
+        passive_deletes=True,
+    )
+
+
+class FlowOfFlows(Base):
+    """One step of a composite flow: which subflow runs at which position."""
+
+    __tablename__ = "flow_of_flows"
+    __table_args__ = (
+        UniqueConstraint("parent_flow_id", "position", name="_flow_of_flows_position"),
+        CheckConstraint("position >= 1", name="position_positive"),
+        Index("ix_flow_of_flows_flow", "flow_id"),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column("_id", Integer, primary_key=True, autoincrement=True)
+    parent_flow_id: Mapped[str] = mapped_column(
+        ForeignKey("flow.flow_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    flow_id: Mapped[str] = mapped_column(
+        ForeignKey("flow.flow_id", ondelete="RESTRICT", onupdate="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    mapped_parameters: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+
+    flow: Mapped[Flow] = relationship(foreign_keys=[flow_id], lazy="raise")

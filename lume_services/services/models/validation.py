@@ -1,0 +1,126 @@
+"""Input validation at the service boundary, driven by the ORM columns.
+
+SQLite stores anything, MySQL rejects over-long strings (or truncates them
+in non-strict mode) and PostgreSQL rejects NUL bytes. Checking every value
+against the column it is headed for, before any SQL runs, makes the three
+behave the same and gives one clear error naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy.orm import DeclarativeBase
+
+from lume_services.errors import UnknownFilterError, ValidationError
+
+# Keyword aliases accepted in filters (predecessor attribute names).
+FILTER_ALIASES = {"sha_256": "sha256", "_id": "id"}
+MAX_INT = 2**31 - 1  # MySQL INT
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def columns(table: type[DeclarativeBase]) -> dict[str, Any]:
+    """ORM attribute name -> Column for a mapped class."""
+    return {attr.key: attr.columns[0] for attr in table.__mapper__.column_attrs}
+
+
+def check_value(
+    table: type[DeclarativeBase], field: str, value: Any, *, as_filter: bool = False
+) -> Any:
+    """Validate one value for ``table.field``; returns it unchanged.
+
+    With ``as_filter`` only the type and encodability are checked: a value
+    that is too long or out of range simply matches nothing.
+    """
+    column = columns(table)[field]
+    if value is None:
+        if column.nullable and not column.primary_key:
+            return None
+        raise ValidationError(field, value, "a value is required")
+    col_type = column.type
+    if isinstance(col_type, Boolean):
+        if not isinstance(value, bool):
+            raise ValidationError(field, value, f"expected True or False, got {type(value).__name__}")
+    elif isinstance(col_type, Integer):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(field, value, f"expected an integer, got {type(value).__name__}")
+        if not as_filter and not 1 <= value <= MAX_INT:
+            raise ValidationError(field, value, f"must be between 1 and {MAX_INT}")
+    elif isinstance(col_type, JSON):
+        _check_json(field, value)
+    elif isinstance(col_type, String):
+        _check_text(field, value, 0 if as_filter else _length(col_type), allow_empty=as_filter)
+    return value
+
+
+def _length(col_type: Any) -> int:
+    length = getattr(col_type, "length", None)
+    if length is None:  # a variant wraps the generic type
+        length = getattr(getattr(col_type, "impl", None), "length", None)
+    return int(length or 0)
+
+
+def _check_text(field: str, value: Any, max_length: int, *, allow_empty: bool = False) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(field, value, f"expected text, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise ValidationError(field, value, "must not be empty or only white space")
+    if "\x00" in value:
+        raise ValidationError(field, value, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, value, "is not valid Unicode text (lone surrogate)") from None
+    if max_length and len(value) > max_length:
+        raise ValidationError(field, value, f"is {len(value)} characters long; at most {max_length} fit")
+
+
+def _check_json(field: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError(field, value, f"expected a mapping, got {type(value).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field, value, f"is not JSON-serialisable ({exc})") from None
+
+
+def check_values(table: type[DeclarativeBase], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate several values for ``table``; returns a plain dict."""
+    return {field: check_value(table, field, value) for field, value in values.items()}
+
+
+def check_filters(table: type[DeclarativeBase], filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Map filter keywords to ORM attributes, refusing unknown ones."""
+    known = columns(table)
+    unknown = [key for key in filters if FILTER_ALIASES.get(key, key) not in known]
+    if unknown:
+        raise UnknownFilterError(table.__tablename__, unknown, known)
+    resolved = {FILTER_ALIASES.get(key, key): value for key, value in filters.items()}
+    for field, value in resolved.items():
+        if field == "sha256" and isinstance(value, str):
+            resolved[field] = value.strip().lower().removeprefix("sha256:")
+        else:
+            check_value(table, field, value, as_filter=True)
+    return resolved
+
+
+def normalize_sha256(value: Any) -> str:
+    """Accept ``<hex>`` or ``sha256:<hex>`` in any case; return lowercase hex."""
+    if not isinstance(value, str):
+        raise ValidationError("sha256", value, f"expected text, got {type(value).__name__}")
+    digest = value.strip().lower()
+    if digest.startswith("sha256:"):
+        digest = digest[len("sha256:"):]
+    if not _SHA256.fullmatch(digest):
+        raise ValidationError("sha256", value, "expected 64 hexadecimal digits (optionally prefixed 'sha256:')")
+    return digest
+
+
+def check_page(limit: Any, max_limit: int = 1000) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
+        raise ValidationError("limit", limit, f"must be an integer from 1 to {max_limit}")
+    return limit
