@@ -87,9 +87,6 @@ def upgrade() -> None:
         sa.Column("project_name", ident(100), nullable=False),
         sa.Column("deployment_id", sa.Integer(), nullable=True),
         sa.Column("composite", sa.Boolean(), nullable=False),
-        sa.CheckConstraint(
-            "composite OR deployment_id IS NOT NULL", name=op.f("ck_flow_deployment_or_composite")
-        ),
         sa.ForeignKeyConstraint(
             ["deployment_id"], ["deployment.deployment_id"], name="fk_flow_deployment_id_deployment",
             onupdate="CASCADE", ondelete="CASCADE",

@@ -530,6 +530,9 @@ class ModelDBService:
         self, *, deployment_id: int, flow_id: str, flow_name: str, project_name: str
     ) -> str:
         """Record the Prefect flow registered for a deployment; returns flow_id."""
+        if deployment_id is None:
+            raise ValidationError("deployment_id", None, "a flow belongs to a deployment; "
+                                  "store composite flows with store_flow_of_flows(...)")
         values = check_values(
             Flow, dict(deployment_id=deployment_id, flow_id=flow_id,
                        flow_name=flow_name, project_name=project_name),

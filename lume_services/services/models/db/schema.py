@@ -183,12 +183,12 @@ class Flow(Base):
     """A Prefect deployment of a registry deployment, or a composite parent.
 
     ``flow_id`` holds the Prefect deployment id. ``deployment_id`` is NULL
-    only for a composite (flow-of-flows) parent.
+    only for a composite (flow-of-flows) parent; the service enforces that
+    (MySQL/MariaDB refuse CHECK constraints on columns with FK actions).
     """
 
     __tablename__ = "flow"
     __table_args__ = (
-        CheckConstraint("composite OR deployment_id IS NOT NULL", name="deployment_or_composite"),
         Index("ix_flow_project", "project_name", "flow_id"),
         MYSQL_TABLE,
     )

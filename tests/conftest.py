@@ -1,0 +1,164 @@
+"""Shared fixtures: real databases on SQLite, MariaDB and PostgreSQL.
+
+Database servers are started once per session (throwaway data dirs on
+loopback ports, see tests/dbservers.py), migrated once, and emptied before
+each test. ``LUME_TEST_DIALECTS`` (default ``sqlite,mariadb,postgresql``)
+picks the dialects. A server that is not installed or cannot start is a
+skip locally and a failure when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import delete
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import dbservers  # noqa: E402
+
+from lume_services import migrations  # noqa: E402
+from lume_services.services.models.db.db import ModelDB, ModelDBConfig  # noqa: E402
+from lume_services.services.models.db.schema import Base  # noqa: E402
+from lume_services.services.models.service import ModelDBService  # noqa: E402
+
+ALL_DIALECTS = ("sqlite", "mariadb", "postgresql")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def selected_dialects() -> list[str]:
+    raw = os.environ.get("LUME_TEST_DIALECTS", ",".join(ALL_DIALECTS))
+    chosen = [d.strip() for d in raw.split(",") if d.strip()]
+    unknown = set(chosen) - set(ALL_DIALECTS)
+    if unknown:
+        raise pytest.UsageError(f"LUME_TEST_DIALECTS has unknown dialects {sorted(unknown)}")
+    return chosen
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a database that cannot start is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+class ServerPool:
+    """Starts each server at most once per session; remembers failures."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.servers: dict[str, dbservers.Server] = {}
+        self.errors: dict[str, str] = {}
+
+    def get(self, dialect: str) -> dbservers.Server:
+        if dialect in self.errors:
+            _unavailable(self.errors[dialect])
+        if dialect not in self.servers:
+            finder, starter = {
+                "mariadb": (dbservers.find_mariadb, dbservers.start_mariadb),
+                "postgresql": (dbservers.find_postgres, dbservers.start_postgres),
+            }[dialect]
+            if finder() is None:
+                self.errors[dialect] = f"{dialect} is not installed (run scripts/install_test_servers.sh)"
+                _unavailable(self.errors[dialect])
+            try:
+                self.servers[dialect] = starter(self.base / dialect)
+            except dbservers.ServerStartError as exc:
+                self.errors[dialect] = f"{dialect} failed to start: {exc}"
+                _unavailable(self.errors[dialect])
+        return self.servers[dialect]
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(tmp_path_factory.mktemp("dbservers"))
+    yield pool
+    pool.stop()
+
+
+def _new_database_url(dialect: str, pool: ServerPool, tmp: Path, name: str) -> str:
+    if dialect == "sqlite":
+        return f"sqlite:///{tmp / (name + '.db')}"
+    return pool.get(dialect).create_database(name)
+
+
+_counter = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def fresh_db_url(request: pytest.FixtureRequest, server_pool: ServerPool, tmp_path: Path):
+    """Factory: the URL of a brand-new empty database on ``dialect``."""
+
+    def make(dialect: str) -> str:
+        return _new_database_url(dialect, server_pool, tmp_path, f"lume_fresh_{os.getpid()}_{next(_counter)}")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def migrated_dbs(server_pool: ServerPool, tmp_path_factory: pytest.TempPathFactory):
+    """One migrated ModelDB per dialect for the whole session (built on demand)."""
+    dbs: dict[str, ModelDB] = {}
+    base = tmp_path_factory.mktemp("registries")
+
+    def get(dialect: str) -> ModelDB:
+        if dialect not in dbs:
+            url = _new_database_url(dialect, server_pool, base, "lume_registry")
+            db = ModelDB(ModelDBConfig(url=url))
+            migrations.upgrade(db)
+            dbs[dialect] = db
+        return dbs[dialect]
+
+    yield get
+    for db in dbs.values():
+        db.dispose()
+
+
+@pytest.fixture(params=selected_dialects())
+def dialect(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def model_db(dialect: str, migrated_dbs) -> ModelDB:
+    """A migrated, empty model database on each selected dialect."""
+    db = migrated_dbs(dialect)
+    with db.session() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+    return db
+
+
+@pytest.fixture
+def service(model_db: ModelDB) -> ModelDBService:
+    return ModelDBService(model_db)
+
+
+@pytest.fixture
+def lume_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated LUME_HOME with no other LUME_* variables set."""
+    for name in list(os.environ):
+        if name.upper().startswith("LUME_") and name.upper() != "LUME_TEST_DIALECTS":
+            monkeypatch.delenv(name)
+    home = tmp_path / "lume-home"
+    monkeypatch.setenv("LUME_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _reset_config():
+    """Tests that call configure() must not leak their context into others."""
+    from lume_services import config
+
+    yield
+    if config.context is not None:
+        config.context.close()
+    config.context = None
+    config._settings = None
