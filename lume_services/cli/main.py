@@ -1,0 +1,25 @@
+"""The ``lume-services`` click group; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from lume_services import __version__
+from lume_services.cli import db, deployments, models, projects
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="lume-services")
+def cli() -> None:
+    """lume-services: the registry of particle-accelerator models.
+
+    Settings come from LUME_* environment variables; with no LUME_MODEL_DB__*
+    variable the registry is the SQLite file $LUME_HOME/registry.db. Errors
+    exit with code 1, usage mistakes with code 2.
+    """
+
+
+cli.add_command(db.db)
+cli.add_command(models.models)
+cli.add_command(projects.projects)
+cli.add_command(deployments.deployments)

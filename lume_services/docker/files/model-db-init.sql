@@ -1,0 +1,81 @@
+-- Model registry schema for MySQL/MariaDB, rendered from the Alembic migrations by
+-- `python scripts/update_docker_compose_schema.py build-docker-compose-schema`.
+-- Do not edit by hand: change the migrations and re-render.
+
+CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL, 
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+-- Running upgrade  -> 0001
+
+CREATE TABLE model (
+    model_id INTEGER NOT NULL AUTO_INCREMENT, 
+    created DATETIME(6) NOT NULL, 
+    author VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    laboratory VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    facility VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    beampath VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    description VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    CONSTRAINT pk_model PRIMARY KEY (model_id), 
+    CONSTRAINT _model_entry UNIQUE (author, laboratory, facility, beampath, description)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE project (
+    project_name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    description VARCHAR(2000) NOT NULL, 
+    CONSTRAINT pk_project PRIMARY KEY (project_name)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE deployment (
+    deployment_id INTEGER NOT NULL AUTO_INCREMENT, 
+    version VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    deploy_date DATETIME(6) NOT NULL, 
+    package_import_name VARCHAR(255) NOT NULL, 
+    asset_dir VARCHAR(1024), 
+    source VARCHAR(2048) NOT NULL, 
+    sha256 VARCHAR(64) NOT NULL, 
+    image VARCHAR(512), 
+    is_live BOOL NOT NULL, 
+    model_id INTEGER NOT NULL, 
+    CONSTRAINT pk_deployment PRIMARY KEY (deployment_id), 
+    CONSTRAINT fk_deployment_model_id_model FOREIGN KEY(model_id) REFERENCES model (model_id) ON DELETE CASCADE ON UPDATE CASCADE, 
+    CONSTRAINT _deployment_unique UNIQUE (model_id, version)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_deployment_model_date ON deployment (model_id, deploy_date, deployment_id);
+
+CREATE INDEX ix_deployment_model_live ON deployment (model_id, is_live);
+
+CREATE INDEX ix_deployment_sha256 ON deployment (sha256);
+
+CREATE TABLE flow (
+    flow_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    flow_name VARCHAR(255) NOT NULL, 
+    project_name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    deployment_id INTEGER, 
+    composite BOOL NOT NULL, 
+    CONSTRAINT pk_flow PRIMARY KEY (flow_id), 
+    CONSTRAINT fk_flow_deployment_id_deployment FOREIGN KEY(deployment_id) REFERENCES deployment (deployment_id) ON DELETE CASCADE ON UPDATE CASCADE, 
+    CONSTRAINT fk_flow_project_name_project FOREIGN KEY(project_name) REFERENCES project (project_name) ON DELETE RESTRICT ON UPDATE CASCADE, 
+    CONSTRAINT uq_flow_deployment_id UNIQUE (deployment_id)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_flow_project ON flow (project_name, flow_id);
+
+CREATE TABLE flow_of_flows (
+    _id INTEGER NOT NULL AUTO_INCREMENT, 
+    parent_flow_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    flow_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    position INTEGER NOT NULL, 
+    mapped_parameters JSON, 
+    CONSTRAINT pk_flow_of_flows PRIMARY KEY (_id), 
+    CONSTRAINT ck_flow_of_flows_position_positive CHECK (position >= 1), 
+    CONSTRAINT fk_flow_of_flows_flow_id_flow FOREIGN KEY(flow_id) REFERENCES flow (flow_id) ON DELETE RESTRICT ON UPDATE CASCADE, 
+    CONSTRAINT fk_flow_of_flows_parent_flow_id_flow FOREIGN KEY(parent_flow_id) REFERENCES flow (flow_id) ON DELETE CASCADE ON UPDATE CASCADE, 
+    CONSTRAINT _flow_of_flows_position UNIQUE (parent_flow_id, position)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_flow_of_flows_flow ON flow_of_flows (flow_id);
+
+INSERT INTO alembic_version (version_num) VALUES ('0001');
