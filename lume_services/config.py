@@ -27,26 +27,6 @@ ENV_PREFIX = "LUME_"
 DEFAULT_HOME = Path("~/.lume-services")
 
 
-class PrefectSettings(BaseModel):
-    """Where flows are registered and run (used by the scheduling service)."""
-
-    api_url: Optional[str] = Field(
-        default=None,
-        description="Prefect API URL of a running server; unset means Prefect's ephemeral mode under LUME_HOME.",
-    )
-    pool_name: str = Field(
-        default="lume-services",
-        description="Work pool shared by every project (names starting 'prefect' are refused by Prefect).",
-    )
-
-    @field_validator("pool_name")
-    @classmethod
-    def _pool_name(cls, value: str) -> str:
-        if not value or value.lower().startswith("prefect"):
-            raise ValueError("must be non-empty and must not start with 'prefect'")
-        return value
-
-
 class LUMEServicesSettings(BaseSettings):
     """All lume-services settings (environment variables ``LUME_*``)."""
 
@@ -62,13 +42,12 @@ class LUMEServicesSettings(BaseSettings):
         description="Directory for everything lume-services writes locally (embedded registry, environments, Prefect home).",
     )
     backend: Literal["local", "docker", "kubernetes"] = Field(
-        default="local", description="Where flows run: local processes, docker or kubernetes."
+        default="local", description="Where flows run: local processes, docker or kubernetes (predecessor-compatible; read by the scheduling layer)."
     )
     model_db: Optional[ModelDBConfig] = Field(
         default=None,
         description="Model registry database; unset means the embedded SQLite file $LUME_HOME/registry.db.",
     )
-    prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Prefect 3 settings.")
 
     @field_validator("home")
     @classmethod
@@ -196,7 +175,7 @@ def iter_settings(
 def _type_name(annotation: Any) -> str:
     args = [a for a in get_args(annotation) if a is not type(None)]
     if get_origin(annotation) is Literal:
-        return " | ".join(repr(a) for a in get_args(annotation))
+        return " / ".join(str(a) for a in get_args(annotation))
     if args and get_origin(annotation) is not Literal:
         return _type_name(args[0])
     return getattr(annotation, "__name__", str(annotation))
