@@ -59,7 +59,28 @@ class TestUpgrade:
         assert table_names(fresh_db) >= TABLES
 
 
+def test_expected_revision_constant_is_the_head():
+    from lume_services.services.models.db.revision import SCHEMA_REVISION
+
+    assert SCHEMA_REVISION == migrations.head()
+
+
 class TestSchemaCheck:
+    def test_unreachable_server_is_a_database_error_without_password(self):
+        from lume_services.errors import DatabaseError
+
+        db = ModelDB(ModelDBConfig(url="mysql+pymysql://lume:hunter2secret@127.0.0.1:1/x"))
+        with pytest.raises(DatabaseError) as info:
+            ModelDBService(db).get_models()
+        assert "hunter2secret" not in str(info.value) and "127.0.0.1" in str(info.value)
+
+    def test_missing_driver_is_a_configuration_error(self):
+        from lume_services.errors import ConfigurationError
+
+        db = ModelDB(ModelDBConfig(url="mysql+nosuchdriver://u:pw@h/x"))
+        with pytest.raises(ConfigurationError, match="driver"):
+            ModelDBService(db).get_models()
+
     def test_server_database_without_schema_is_refused_with_next_step(self, fresh_db):
         service = ModelDBService(fresh_db)
         with pytest.raises(SchemaNotCurrentError, match="lume-services db upgrade"):

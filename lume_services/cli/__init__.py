@@ -1,4 +1,8 @@
-"""The `lume-services` command line (filled in by lume_services.cli.main)."""
+"""The `lume-services` command line.
+
+The click group is :data:`lume_services.cli.main.cli`, imported only when the
+console script runs; each command group lives in its own module.
+"""
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def upgrade(as_json: bool) -> None:
 
     model_db = _model_db()
     before = migrations.current(model_db)
-    migrations.upgrade(model_db)
+    model_db.upgrade_schema()
     after = migrations.current(model_db)
     if as_json:
         print_json({"url": model_db.safe_url(), "before": before, "after": after, "upgraded": before != after})

@@ -105,13 +105,14 @@ def set_live(deployment_id: int, as_json: bool) -> None:
     target = service.get_deployment(deployment_id=deployment_id)
     previous = _live_of(service, target.model_id)
     live = service.set_live(deployment_id)
+    was_live = previous is not None and previous.deployment_id == deployment_id
     demoted = None
-    if previous is not None and previous.deployment_id != deployment_id:
+    if previous is not None and not was_live:
         demoted = service.get_deployment(deployment_id=previous.deployment_id)
     if as_json:
         print_json({"live": dump(live), "demoted": dump(demoted)})
         return
-    click.echo(_set_live_message(live, demoted, already=previous == target))
+    click.echo(_set_live_message(live, demoted, already=was_live))
 
 
 def _set_live_message(live: "DeploymentRecord", demoted: Optional["DeploymentRecord"], already: bool) -> str:

@@ -82,9 +82,7 @@ class ModelDBService:
 
     def apply_schema(self) -> None:
         """Bring the database schema to the current revision (idempotent)."""
-        from lume_services import migrations
-
-        migrations.upgrade(self._model_db)
+        self._model_db.upgrade_schema()
         self._schema_checked = True
 
     def _ensure_schema(self) -> None:

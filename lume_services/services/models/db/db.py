@@ -22,12 +22,13 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lume_services.errors import ConfigurationError, DatabaseError, SchemaNotCurrentError
+from lume_services.services.models.db.revision import SCHEMA_REVISION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,7 +179,13 @@ class ModelDB:
             # concurrency; READ COMMITTED plus row locks is what we rely on.
             kwargs["isolation_level"] = "READ COMMITTED"
             kwargs["connect_args"] = {"charset": "utf8mb4"} if "pymysql" in self.url.drivername else {}
-        engine = create_engine(self.url, **kwargs)
+        try:
+            engine = create_engine(self.url, **kwargs)
+        except (ImportError, ArgumentError) as exc:
+            raise ConfigurationError(
+                f"Cannot use the model database URL {self.safe_url()!r}: {exc}. Install the "
+                "driver it names (e.g. `pip install lume-services[postgresql]`) or fix the dialect."
+            ) from None
         _dispose_in_forked_children(engine)
         return engine
 
@@ -271,19 +278,35 @@ class ModelDB:
         return self.dialect == "sqlite"
 
     def ensure_schema(self) -> None:
-        """Check (or, with auto_migrate, bring) the schema at the current revision."""
+        """Check (or, with auto_migrate, bring) the schema at the expected revision."""
+        current = self.schema_revision()
+        if current == SCHEMA_REVISION:
+            return
+        if not self.auto_migrate:
+            raise SchemaNotCurrentError(self.safe_url(), current, SCHEMA_REVISION)
+        self.upgrade_schema()
+
+    def upgrade_schema(self) -> None:
+        """Run the migrations up to head; serialised across processes on SQLite."""
         from lume_services import migrations
 
-        head = migrations.head()
-        if not self.auto_migrate:
-            current = migrations.current(self)
-            if current != head:
-                raise SchemaNotCurrentError(self.safe_url(), current, head)
-            return
         with self._migration_lock():
-            if migrations.current(self) != head:
-                log.info("upgrading model database schema to %s", head)
-                migrations.upgrade(self)
+            if self.schema_revision() != SCHEMA_REVISION:
+                log.info("upgrading model database schema to %s", SCHEMA_REVISION)
+                try:
+                    migrations.upgrade(self)
+                except DBAPIError as exc:
+                    raise DatabaseError("schema upgrade", _driver_reason(exc)) from None
+
+    def schema_revision(self) -> Optional[str]:
+        """The revision stamped in the database; None before the first migration."""
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except DBAPIError as exc:
+            raise DatabaseError(f"connecting to {self.safe_url()}", _driver_reason(exc)) from None
 
     def _migration_lock(self) -> Any:
         path = self.url.database if self.dialect == "sqlite" else None
