@@ -42,7 +42,8 @@ class LUMEServicesSettings(BaseSettings):
         description="Directory for everything lume-services writes locally (embedded registry, environments, Prefect home).",
     )
     backend: Literal["local", "docker", "kubernetes"] = Field(
-        default="local", description="Where flows run: local processes, docker or kubernetes (predecessor-compatible; read by the scheduling layer)."
+        default="local",
+        description="Where flows run: local processes, docker or kubernetes (predecessor-compatible; read by the scheduling layer).",
     )
     model_db: Optional[ModelDBConfig] = Field(
         default=None,
@@ -156,9 +157,7 @@ def _nested_model(annotation: Any) -> Optional[type[BaseModel]]:
     return None
 
 
-def iter_settings(
-    model: type[BaseModel], prefix: str = ENV_PREFIX
-) -> list[tuple[str, str, Any, str]]:
+def iter_settings(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[tuple[str, str, Any, str]]:
     """(VARIABLE, type, default, description) for every leaf setting."""
     rows = []
     for name, field in model.model_fields.items():
@@ -187,7 +186,7 @@ def get_env_vars(
     """Variable names by group: ``{"base": [...], "model_db": [...], ...}``."""
     groups: dict[str, list[str]] = {}
     for var, *_ in iter_settings(settings_cls):
-        rest = var[len(ENV_PREFIX):]
+        rest = var[len(ENV_PREFIX) :]
         group = rest.split("__")[0].lower() if "__" in rest else "base"
         if only is None or group in only:
             groups.setdefault(group, []).append(var)

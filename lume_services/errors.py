@@ -41,7 +41,8 @@ attributes. Secrets are never part of a message.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def _describe(query: Mapping[str, Any]) -> str:
@@ -70,9 +71,7 @@ class NotFoundError(LUMEServicesError, LookupError):
 
     def __init__(self, query: Mapping[str, Any] | None = None) -> None:
         self.query = dict(query or {})
-        super().__init__(
-            f"No {self.entity} matches {_describe(self.query)}; {self.hint}."
-        )
+        super().__init__(f"No {self.entity} matches {_describe(self.query)}; {self.hint}.")
 
 
 class ModelNotFoundError(NotFoundError):

@@ -1,7 +1,7 @@
 """Regenerate the README's configuration table from the settings classes.
 
-    python scripts/render_config_table.py          # rewrite README.md in place
-    python scripts/render_config_table.py --check  # exit 1 if README.md is stale
+python scripts/render_config_table.py          # rewrite README.md in place
+python scripts/render_config_table.py --check  # exit 1 if README.md is stale
 """
 
 from __future__ import annotations

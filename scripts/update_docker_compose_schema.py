@@ -41,8 +41,13 @@ def cli() -> None:
 
 
 @cli.command("build-docker-compose-schema")
-@click.option("--filename", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_FILE,
-              show_default=True, help="Where to write the SQL.")
+@click.option(
+    "--filename",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_FILE,
+    show_default=True,
+    help="Where to write the SQL.",
+)
 def build(filename: Path) -> None:
     """Write the init SQL."""
     filename.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +56,13 @@ def build(filename: Path) -> None:
 
 
 @cli.command("check-docker-compose-schema")
-@click.option("--filename", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_FILE,
-              show_default=True, help="The SQL file to compare.")
+@click.option(
+    "--filename",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_FILE,
+    show_default=True,
+    help="The SQL file to compare.",
+)
 def check(filename: Path) -> None:
     """Exit 1 if the init SQL differs from the migrations."""
     if not filename.exists() or filename.read_text(encoding="utf-8") != render():

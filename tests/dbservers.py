@@ -17,6 +17,7 @@ installed (see scripts/install_test_servers.sh); startup failures raise
 
 Smoke test: ``python tests/dbservers.py``.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -201,8 +202,9 @@ def _wait_ready(proc: subprocess.Popen, ready: Callable[[], bool], log: Path, wh
     deadline = time.monotonic() + START_TIMEOUT
     while not ready():
         if proc.poll() is not None:
-            raise ServerStartError(f"{what} exited with code {proc.returncode} during startup;"
-                                   f" log {log}:\n{_tail(log)}")
+            raise ServerStartError(
+                f"{what} exited with code {proc.returncode} during startup; log {log}:\n{_tail(log)}"
+            )
         if time.monotonic() > deadline:
             raise ServerStartError(f"{what} not ready after {START_TIMEOUT:.0f}s; log {log}:\n{_tail(log)}")
         time.sleep(0.05)
@@ -222,9 +224,15 @@ def _boot(srv: Server, log: Path, init: list, argv: list, ready: Callable[[], bo
     try:
         _run(init, f"{srv.name} init", **srv._run_kw)
         with open(log, "ab") as logf:  # the child inherits the fd; we may close ours
-            srv._proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         env=_clean_env(), **srv._run_kw)
+            srv._proc = subprocess.Popen(
+                [str(a) for a in argv],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=_clean_env(),
+                **srv._run_kw,
+            )
         _wait_ready(srv._proc, ready, log, srv.name)
         srv.sql(setup)
     except BaseException:
@@ -237,11 +245,15 @@ def _boot(srv: Server, log: Path, init: list, argv: list, ready: Callable[[], bo
 # --------------------------------------------------------------------- MariaDB
 def find_mariadb() -> MariaDBBinaries | None:
     """Paths of mariadb-install-db, mariadbd and the client, or None."""
+
     def first(*names):
         return next((p for n in names if (p := shutil.which(n, path=_SBIN_PATH))), None)
 
-    bins = MariaDBBinaries(first("mariadb-install-db", "mysql_install_db"),
-                           first("mariadbd", "mysqld"), first("mariadb", "mysql"))
+    bins = MariaDBBinaries(
+        first("mariadb-install-db", "mysql_install_db"),
+        first("mariadbd", "mysqld"),
+        first("mariadb", "mysql"),
+    )
     return bins if all(bins) else None
 
 
@@ -251,26 +263,62 @@ def start_mariadb(base_dir: Path) -> Server:
         raise ServerStartError("MariaDB is not installed; run scripts/install_test_servers.sh")
     work, log = _workdir(base_dir, "mariadb", None)
     data, sock, port = work / "data", work / "mysql.sock", _free_port()
-    common = [f"--datadir={data}", *(["--user=root"] if os.geteuid() == 0 else []),
-              # small and fast; durability is irrelevant for a throwaway server
-              "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
-              "--innodb-flush-log-at-trx-commit=2", "--innodb-doublewrite=0",
-              "--innodb-use-native-aio=0", "--skip-log-bin", "--performance-schema=OFF",
-              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-              "--skip-name-resolve"]
-    srv = _new_server("mariadb", port, work, _stop_signals=(signal.SIGTERM,),
-                      _admin=[bins.client, "--no-defaults", "--protocol=socket", f"--socket={sock}",
-                              "--user=root", "--batch", "--skip-column-names"],
-                      _create_sql="CREATE DATABASE `{name}` CHARACTER SET utf8mb4;")
+    common = [
+        f"--datadir={data}",
+        *(["--user=root"] if os.geteuid() == 0 else []),
+        # small and fast; durability is irrelevant for a throwaway server
+        "--innodb-buffer-pool-size=64M",
+        "--innodb-log-file-size=16M",
+        "--innodb-flush-log-at-trx-commit=2",
+        "--innodb-doublewrite=0",
+        "--innodb-use-native-aio=0",
+        "--skip-log-bin",
+        "--performance-schema=OFF",
+        "--character-set-server=utf8mb4",
+        "--collation-server=utf8mb4_unicode_ci",
+        "--skip-name-resolve",
+    ]
+    srv = _new_server(
+        "mariadb",
+        port,
+        work,
+        _stop_signals=(signal.SIGTERM,),
+        _admin=[
+            bins.client,
+            "--no-defaults",
+            "--protocol=socket",
+            f"--socket={sock}",
+            "--user=root",
+            "--batch",
+            "--skip-column-names",
+        ],
+        _create_sql="CREATE DATABASE `{name}` CHARACTER SET utf8mb4;",
+    )
     accounts = ["'lume'@'127.0.0.1'", "'lume'@'localhost'"]  # TCP and socket logins
     setup = "".join(f"CREATE USER {a} IDENTIFIED BY '{srv.password}';" for a in accounts)
     setup += f"GRANT ALL ON *.* TO {', '.join(accounts)} WITH GRANT OPTION; CREATE DATABASE lume_test;"
-    return _boot(srv, log,
-                 init=[bins.install_db, "--no-defaults", "--auth-root-authentication-method=normal",
-                       "--skip-test-db", *common],
-                 argv=[bins.server, "--no-defaults", f"--socket={sock}", f"--port={port}",
-                       "--bind-address=127.0.0.1", f"--pid-file={work / 'mariadbd.pid'}", *common],
-                 ready=lambda: _unix_accepts(sock), setup=setup)
+    return _boot(
+        srv,
+        log,
+        init=[
+            bins.install_db,
+            "--no-defaults",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *common,
+        ],
+        argv=[
+            bins.server,
+            "--no-defaults",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={work / 'mariadbd.pid'}",
+            *common,
+        ],
+        ready=lambda: _unix_accepts(sock),
+        setup=setup,
+    )
 
 
 def _unix_accepts(path: Path) -> bool:
@@ -301,21 +349,64 @@ def start_postgres(base_dir: Path) -> Server:
     if owner:
         os.chown(hba, owner.pw_uid, owner.pw_gid)
         run_kw.update(user=owner.pw_uid, group=owner.pw_gid, extra_groups=[])
-    srv = _new_server("postgresql", port, work, _run_kw=run_kw,
-                      # SIGINT = fast shutdown (SIGTERM waits for clients); SIGQUIT = immediate
-                      _stop_signals=(signal.SIGINT, signal.SIGQUIT),
-                      _admin=[bindir / "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                              "-h", work, "-p", port, "-U", "postgres", "-d", "postgres"],
-                      _create_sql='CREATE DATABASE "{name}" OWNER {user};')
+    srv = _new_server(
+        "postgresql",
+        port,
+        work,
+        _run_kw=run_kw,
+        # SIGINT = fast shutdown (SIGTERM waits for clients); SIGQUIT = immediate
+        _stop_signals=(signal.SIGINT, signal.SIGQUIT),
+        _admin=[
+            bindir / "psql",
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            work,
+            "-p",
+            port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ],
+        _create_sql='CREATE DATABASE "{name}" OWNER {user};',
+    )
     settings = ["fsync=off", "synchronous_commit=off", "full_page_writes=off", f"hba_file={hba}"]
-    return _boot(srv, log,
-                 init=[bindir / "initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C",
-                       "--auth=trust", "--no-sync"],
-                 argv=[bindir / "postgres", "-D", data, "-k", work, "-h", "127.0.0.1", "-p", port,
-                       *[arg for s in settings for arg in ("-c", s)]],
-                 ready=lambda: _pg_ready(data),
-                 setup=f"CREATE ROLE lume LOGIN CREATEDB PASSWORD '{srv.password}';"
-                       "CREATE DATABASE lume_test OWNER lume;")
+    return _boot(
+        srv,
+        log,
+        init=[
+            bindir / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--auth=trust",
+            "--no-sync",
+        ],
+        argv=[
+            bindir / "postgres",
+            "-D",
+            data,
+            "-k",
+            work,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            *[arg for s in settings for arg in ("-c", s)],
+        ],
+        ready=lambda: _pg_ready(data),
+        setup=f"CREATE ROLE lume LOGIN CREATEDB PASSWORD '{srv.password}';"
+        "CREATE DATABASE lume_test OWNER lume;",
+    )
 
 
 def _pg_ready(data: Path) -> bool:
@@ -332,12 +423,39 @@ def _select_one_as_lume(srv: Server) -> str:
     """SELECT 1 over TCP as lume with the password (checks auth, not just the socket)."""
     if srv.name == "mariadb":
         env = {**_clean_env(), "MYSQL_PWD": srv.password}
-        argv = [find_mariadb().client, "--no-defaults", "-h", srv.host, "-P", srv.port, "-u", srv.user,
-                "--batch", "--skip-column-names", "-e", "SELECT 1", srv.database]
+        argv = [
+            find_mariadb().client,
+            "--no-defaults",
+            "-h",
+            srv.host,
+            "-P",
+            srv.port,
+            "-u",
+            srv.user,
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            "SELECT 1",
+            srv.database,
+        ]
     else:
         env = {**_clean_env(), "PGPASSWORD": srv.password}
-        argv = [find_postgres() / "psql", "-X", "-A", "-t", "-h", srv.host, "-p", srv.port,
-                "-U", srv.user, "-d", srv.database, "-c", "SELECT 1"]
+        argv = [
+            find_postgres() / "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            srv.host,
+            "-p",
+            srv.port,
+            "-U",
+            srv.user,
+            "-d",
+            srv.database,
+            "-c",
+            "SELECT 1",
+        ]
     return _run(argv, "SELECT 1", env=env).strip()
 
 

@@ -17,17 +17,27 @@ def sha(text: Any) -> str:
 
 def model_fields(**overrides: Any) -> dict[str, Any]:
     n = next(_seq)
-    fields = dict(author="Jackie Garrahan", laboratory="slac", facility="lcls",
-                  beampath="cu_hxr", description=f"test_model {n}")
+    fields = dict(
+        author="Jackie Garrahan",
+        laboratory="slac",
+        facility="lcls",
+        beampath="cu_hxr",
+        description=f"test_model {n}",
+    )
     fields.update(overrides)
     return fields
 
 
 def deployment_fields(model_id: int, **overrides: Any) -> dict[str, Any]:
     n = next(_seq)
-    fields = dict(model_id=model_id, version=f"0.{n}.0", source=f"https://example.org/my_model-0.{n}.0.tar.gz",
-                  sha256=sha(n), package_import_name="my_model",
-                  image=f"registry.example.org/slac/my-model:v0.{n}.0")
+    fields = dict(
+        model_id=model_id,
+        version=f"0.{n}.0",
+        source=f"https://example.org/my_model-0.{n}.0.tar.gz",
+        sha256=sha(n),
+        package_import_name="my_model",
+        image=f"registry.example.org/slac/my-model:v0.{n}.0",
+    )
     fields.update(overrides)
     return fields
 
@@ -46,13 +56,21 @@ def make_project(service: ModelDBService, name: str | None = None, description: 
     return service.store_project(project_name=name or f"project-{next(_seq)}", description=description)
 
 
-def make_flow(service: ModelDBService, deployment_id: int | None = None, project_name: str | None = None,
-              **overrides: Any) -> str:
+def make_flow(
+    service: ModelDBService,
+    deployment_id: int | None = None,
+    project_name: str | None = None,
+    **overrides: Any,
+) -> str:
     if deployment_id is None:
         deployment_id = make_deployment(service)
     if project_name is None:
         project_name = make_project(service)
-    fields = dict(deployment_id=deployment_id, flow_id=f"flow-{next(_seq)}", flow_name="my_test_flow",
-                  project_name=project_name)
+    fields = dict(
+        deployment_id=deployment_id,
+        flow_id=f"flow-{next(_seq)}",
+        flow_name="my_test_flow",
+        project_name=project_name,
+    )
     fields.update(overrides)
     return service.store_flow(**fields)

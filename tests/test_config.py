@@ -29,8 +29,9 @@ class TestConfigure:
         assert config.configure().settings.home == tmp_path / "registry-home"
 
     def test_predecessor_variables_build_a_mysql_url(self, lume_home, monkeypatch):
-        for name, value in dict(HOST=" db.example.org", PORT="3306", USER="lume",
-                                PASSWORD=SECRET, DATABASE="lume_services_models").items():
+        for name, value in dict(
+            HOST=" db.example.org", PORT="3306", USER="lume", PASSWORD=SECRET, DATABASE="lume_services_models"
+        ).items():
             monkeypatch.setenv(f"LUME_MODEL_DB__{name}", value)
         monkeypatch.setenv("LUME_MODEL_DB__CONNECTION__POOL_SIZE", "3")
         db = config.configure().model_db()
@@ -85,8 +86,9 @@ class TestModelDBConfig:
         assert (url.username, url.password) == ("u@x", SECRET)
         assert SECRET not in cfg.safe_url() and SECRET not in repr(cfg)
 
-    @pytest.mark.parametrize("kwargs", [{}, {"url": "sqlite://", "sqlite_path": "x.db"},
-                                        {"host": "h", "url": "sqlite://"}])
+    @pytest.mark.parametrize(
+        "kwargs", [{}, {"url": "sqlite://", "sqlite_path": "x.db"}, {"host": "h", "url": "sqlite://"}]
+    )
     def test_exactly_one_location(self, kwargs):
         with pytest.raises(ValueError):
             ModelDBConfig(**kwargs)
@@ -95,14 +97,25 @@ class TestModelDBConfig:
 def test_env_var_table_covers_the_predecessor_names():
     groups = config.get_env_vars()
     names = {n for group in groups.values() for n in group}
-    assert {"LUME_MODEL_DB__HOST", "LUME_MODEL_DB__PORT", "LUME_MODEL_DB__USER", "LUME_MODEL_DB__PASSWORD",
-            "LUME_MODEL_DB__DATABASE", "LUME_MODEL_DB__DIALECT_STR", "LUME_MODEL_DB__CONNECTION__POOL_SIZE",
-            "LUME_MODEL_DB__URL", "LUME_HOME", "LUME_BACKEND"} <= names
+    assert {
+        "LUME_MODEL_DB__HOST",
+        "LUME_MODEL_DB__PORT",
+        "LUME_MODEL_DB__USER",
+        "LUME_MODEL_DB__PASSWORD",
+        "LUME_MODEL_DB__DATABASE",
+        "LUME_MODEL_DB__DIALECT_STR",
+        "LUME_MODEL_DB__CONNECTION__POOL_SIZE",
+        "LUME_MODEL_DB__URL",
+        "LUME_HOME",
+        "LUME_BACKEND",
+    } <= names
     assert all(description for *_, description in config.iter_settings(config.LUMEServicesSettings))
 
 
 def test_importing_the_package_is_light():
-    code = ("import sys, lume_services, lume_services.errors; "
-            "print(sorted(m for m in ('sqlalchemy', 'prefect', 'pydantic', 'pymysql') if m in sys.modules))")
+    code = (
+        "import sys, lume_services, lume_services.errors; "
+        "print(sorted(m for m in ('sqlalchemy', 'prefect', 'pydantic', 'pymysql') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -13,8 +13,12 @@ COMPOSE = ROOT / "lume_services" / "docker" / "files" / "docker-compose.yml"
 
 
 def test_readme_configuration_table_is_current():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_config_table.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "render_config_table.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

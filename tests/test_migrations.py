@@ -102,15 +102,23 @@ class TestSchemaCheck:
 class TestInitSql:
     def test_committed_file_is_current(self):
         result = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "update_docker_compose_schema.py"),
-             "check-docker-compose-schema"], capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "update_docker_compose_schema.py"),
+                "check-docker-compose-schema",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_tables_in_foreign_key_order(self):
         sql = INIT_SQL.read_text()
-        positions = [sql.index(f"CREATE TABLE {name} (") for name in
-                     ("model", "project", "deployment", "flow", "flow_of_flows")]
+        positions = [
+            sql.index(f"CREATE TABLE {name} (")
+            for name in ("model", "project", "deployment", "flow", "flow_of_flows")
+        ]
         assert positions == sorted(positions)
         assert "DROP" not in sql and "IF NOT EXISTS" not in sql and sql.endswith(";\n")
 
@@ -119,7 +127,7 @@ class TestInitSql:
         statements = [s.strip() for s in INIT_SQL.read_text().split(";\n")]
         with db.engine.begin() as conn:
             for statement in statements:
-                body = "\n".join(l for l in statement.splitlines() if not l.startswith("--")).strip()
+                body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
                 if body:
                     conn.execute(text(body))
         assert table_names(db) >= TABLES

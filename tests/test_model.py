@@ -10,8 +10,9 @@ from lume_services.errors import DeploymentNotRegisteredError, ModelNotFoundErro
 from lume_services.models import Model
 from lume_services.services.models.db.db import ModelDB
 
-FIELDS = dict(author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr",
-              description="test_model")
+FIELDS = dict(
+    author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr", description="test_model"
+)
 
 
 class TestCreateModel:

@@ -35,8 +35,9 @@ SNIPPET = textwrap.dedent(
 
 
 def run_snippet(env: dict[str, str]) -> str:
-    result = subprocess.run([sys.executable, "-c", SNIPPET], env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SNIPPET], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -50,7 +51,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_embedded_sqlite_twice(tmp_path):
     env = clean_env(LUME_HOME=str(tmp_path / "home"))
     assert run_snippet(env) == run_snippet(env) == "1 test []"
-    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["registry.db", "registry.db.migrate.lock"]
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == [
+        "registry.db",
+        "registry.db.migrate.lock",
+    ]
 
 
 @pytest.mark.parametrize("dialect", ["mariadb", "postgresql"])
@@ -61,8 +65,11 @@ def test_server_database_from_predecessor_variables_twice(dialect, fresh_db_url,
     db.dispose()
     env = clean_env(
         LUME_HOME=str(tmp_path / "home"),
-        LUME_MODEL_DB__HOST=url.host, LUME_MODEL_DB__PORT=str(url.port), LUME_MODEL_DB__USER=url.username,
-        LUME_MODEL_DB__PASSWORD=url.password, LUME_MODEL_DB__DATABASE=url.database,
+        LUME_MODEL_DB__HOST=url.host,
+        LUME_MODEL_DB__PORT=str(url.port),
+        LUME_MODEL_DB__USER=url.username,
+        LUME_MODEL_DB__PASSWORD=url.password,
+        LUME_MODEL_DB__DATABASE=url.database,
     )
     if dialect == "postgresql":
         env["LUME_MODEL_DB__DIALECT_STR"] = "postgresql+psycopg"

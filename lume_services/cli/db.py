@@ -17,7 +17,7 @@ def db() -> None:
     """Inspect and upgrade the model database schema."""
 
 
-def _model_db() -> "ModelDB":
+def _model_db() -> ModelDB:
     return get_service().model_db
 
 
@@ -37,7 +37,9 @@ def current(as_json: bool) -> None:
     if as_json:
         print_json({"url": model_db.safe_url(), "current": rev, "head": head, "upgrade_needed": rev != head})
         return
-    print_fields([("Database", model_db.safe_url()), ("Current revision", _revision(rev)), ("Head revision", head)])
+    print_fields(
+        [("Database", model_db.safe_url()), ("Current revision", _revision(rev)), ("Head revision", head)]
+    )
     if rev == head:
         click.echo("The schema is up to date.")
     else:
@@ -56,10 +58,17 @@ def upgrade(as_json: bool) -> None:
     model_db.upgrade_schema()
     after = migrations.current(model_db)
     if as_json:
-        print_json({"url": model_db.safe_url(), "before": before, "after": after, "upgraded": before != after})
+        print_json(
+            {"url": model_db.safe_url(), "before": before, "after": after, "upgraded": before != after}
+        )
         return
-    print_fields([("Database", model_db.safe_url()), ("Revision before", _revision(before)),
-                  ("Revision after", _revision(after))])
+    print_fields(
+        [
+            ("Database", model_db.safe_url()),
+            ("Revision before", _revision(before)),
+            ("Revision after", _revision(after)),
+        ]
+    )
     if before == after:
         click.echo("The schema was already up to date; nothing changed.")
     else:

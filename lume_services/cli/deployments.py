@@ -61,11 +61,18 @@ def list_deployments(
     print_next_page(page.next_after, "deployments")
 
 
-def deployment_fields(d: "DeploymentRecord") -> list[tuple[str, Any]]:
+def deployment_fields(d: DeploymentRecord) -> list[tuple[str, Any]]:
     return [
-        ("Deployment id", d.deployment_id), ("Model id", d.model_id), ("Version", d.version),
-        ("Live", d.is_live), ("Deployed (UTC)", d.deploy_date), ("Package", d.package_import_name),
-        ("Source", d.source), ("sha256", d.sha256), ("Image", d.image), ("Asset dir", d.asset_dir),
+        ("Deployment id", d.deployment_id),
+        ("Model id", d.model_id),
+        ("Version", d.version),
+        ("Live", d.is_live),
+        ("Deployed (UTC)", d.deploy_date),
+        ("Package", d.package_import_name),
+        ("Source", d.source),
+        ("sha256", d.sha256),
+        ("Image", d.image),
+        ("Asset dir", d.asset_dir),
     ]
 
 
@@ -82,15 +89,17 @@ def show_deployment(deployment_id: int, as_json: bool) -> None:
         print_json(dump(loaded))
         return
     flow, project = loaded.flow, loaded.project
-    print_fields([
-        *deployment_fields(loaded.deployment),
-        ("Flow id", flow.flow_id if flow else "(not registered)"),
-        ("Flow name", flow.flow_name if flow else None),
-        ("Project", project.project_name if project else None),
-    ])
+    print_fields(
+        [
+            *deployment_fields(loaded.deployment),
+            ("Flow id", flow.flow_id if flow else "(not registered)"),
+            ("Flow name", flow.flow_name if flow else None),
+            ("Project", project.project_name if project else None),
+        ]
+    )
 
 
-def _live_of(service: "ModelDBService", model_id: int) -> Optional["DeploymentRecord"]:
+def _live_of(service: ModelDBService, model_id: int) -> Optional[DeploymentRecord]:
     found = service.list_deployments(limit=1, model_id=model_id, is_live=True).items
     return found[0] if found else None
 
@@ -115,11 +124,13 @@ def set_live(deployment_id: int, as_json: bool) -> None:
     click.echo(_set_live_message(live, demoted, already=was_live))
 
 
-def _set_live_message(live: "DeploymentRecord", demoted: Optional["DeploymentRecord"], already: bool) -> str:
+def _set_live_message(live: DeploymentRecord, demoted: Optional[DeploymentRecord], already: bool) -> str:
     head = f"Deployment {live.deployment_id} (model {live.model_id}, version {live.version!r})"
     if already:
         return f"{head} was already live; nothing changed."
     if demoted is None:
         return f"{head} is now live; no other deployment of the model was live."
-    return (f"{head} is now live; deployment {demoted.deployment_id} "
-            f"(version {demoted.version!r}) is no longer live.")
+    return (
+        f"{head} is now live; deployment {demoted.deployment_id} "
+        f"(version {demoted.version!r}) is no longer live."
+    )

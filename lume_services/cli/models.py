@@ -49,7 +49,9 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--search", help="Text that author, laboratory, facility, beampath or description contains (any case).")
+@click.option(
+    "--search", help="Text that author, laboratory, facility, beampath or description contains (any case)."
+)
 @click.option("--author", help="Only models by this author (exact).")
 @click.option("--laboratory", help="Only models of this laboratory (exact).")
 @click.option("--facility", help="Only models of this facility (exact).")
@@ -58,7 +60,9 @@ def models() -> None:
 @after_option("model")
 @json_option
 @handle_errors
-def list_models(search: Optional[str], limit: int, after: Optional[int], as_json: bool, **fields: Any) -> None:
+def list_models(
+    search: Optional[str], limit: int, after: Optional[int], as_json: bool, **fields: Any
+) -> None:
     """List models in id order, with their live version."""
     filters = {name: value for name, value in fields.items() if value is not None}
     page = get_service().list_models_with_live(limit=limit, after=after, search=search, **filters)
@@ -70,9 +74,12 @@ def list_models(search: Optional[str], limit: int, after: Optional[int], as_json
 
 
 def model_fields(record: Any) -> list[tuple[str, Any]]:
-    return [("Model id", record.model_id), ("Created (UTC)", record.created),
-            *((name.capitalize(), getattr(record, name)) for name in FIELDS),
-            ("Description", record.description)]
+    return [
+        ("Model id", record.model_id),
+        ("Created (UTC)", record.created),
+        *((name.capitalize(), getattr(record, name)) for name in FIELDS),
+        ("Description", record.description),
+    ]
 
 
 @models.command("show")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import click
 
@@ -31,14 +32,21 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table."
 )
 limit_option = click.option(
-    "--limit", type=click.IntRange(1, MAX_PAGE), default=100, metavar="N", show_default=True,
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE),
+    default=100,
+    metavar="N",
+    show_default=True,
     help="Show at most this many rows.",
 )
 
 
 def after_option(noun: str) -> Callable[[F], F]:
     return click.option(
-        "--after", type=ID, default=None, metavar="ID",
+        "--after",
+        type=ID,
+        default=None,
+        metavar="ID",
         help=f"Start after this {noun} id (the next_after of the previous page).",
     )
 
@@ -46,7 +54,7 @@ def after_option(noun: str) -> Callable[[F], F]:
 # -- the service ----------------------------------------------------------------
 
 
-def get_service() -> "ModelDBService":
+def get_service() -> ModelDBService:
     """The ModelDBService configured by the LUME_* environment variables."""
     from lume_services.config import configure
 
@@ -115,7 +123,7 @@ def cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return "".join(ch if ch.isprintable() else " " for ch in str(value))
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from lume_services.cli.output import Column, dump, get_service, handle_errors, json_option, print_json, print_table
+from lume_services.cli.output import (
+    Column,
+    dump,
+    get_service,
+    handle_errors,
+    json_option,
+    print_json,
+    print_table,
+)
 
 PROJECT_COLUMNS: list[Column] = [
     ("Name", lambda p: p.project_name),

@@ -36,17 +36,17 @@ def head() -> str:
     return head_rev
 
 
-def current(model_db: "ModelDB") -> Optional[str]:
+def current(model_db: ModelDB) -> Optional[str]:
     with model_db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(model_db: "ModelDB", revision: str = "head") -> None:
+def upgrade(model_db: ModelDB, revision: str = "head") -> None:
     with model_db.engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), revision)
 
 
-def downgrade(model_db: "ModelDB", revision: str) -> None:
+def downgrade(model_db: ModelDB, revision: str) -> None:
     with model_db.engine.begin() as conn:
         command.downgrade(alembic_config(connection=conn), revision)
 

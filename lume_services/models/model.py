@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from lume_services.services.models.service import ModelDBService
 
 
-def _default_service() -> "ModelDBService":
+def _default_service() -> ModelDBService:
     from lume_services import config
 
     return config.get_context().model_db_service()
@@ -36,7 +36,7 @@ class Model:
         *,
         metadata: Optional[ModelRecord] = None,
         deployment_id: Optional[int] = None,
-        model_db_service: Optional["ModelDBService"] = None,
+        model_db_service: Optional[ModelDBService] = None,
     ) -> None:
         self._service = model_db_service
         self.deployment: Optional[LoadedDeployment] = None
@@ -62,7 +62,7 @@ class Model:
         )
 
     @property
-    def model_db_service(self) -> "ModelDBService":
+    def model_db_service(self) -> ModelDBService:
         if self._service is None:
             self._service = _default_service()
         return self._service
@@ -80,13 +80,16 @@ class Model:
         beampath: str,
         description: str,
         *,
-        model_db_service: Optional["ModelDBService"] = None,
-    ) -> "Model":
+        model_db_service: Optional[ModelDBService] = None,
+    ) -> Model:
         """Get or create the model with these five fields (race-safe)."""
         service = model_db_service or _default_service()
         model_id = service.store_model(
-            author=author, laboratory=laboratory, facility=facility,
-            beampath=beampath, description=description,
+            author=author,
+            laboratory=laboratory,
+            facility=facility,
+            beampath=beampath,
+            description=description,
         )
         return cls(metadata=service.get_model(model_id=model_id), model_db_service=service)
 

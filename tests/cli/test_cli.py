@@ -13,8 +13,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import factories
 import pytest
@@ -78,8 +79,9 @@ def run_exe(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     """Run the installed console script with only the LUME_* variables given."""
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("LUME_")}
     base["LUME_HOME"] = os.environ.get("LUME_HOME", "/nonexistent-lume-home")
-    return subprocess.run([str(EXE), *args], env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(EXE), *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -128,13 +130,17 @@ class TestHelp:
         assert "--search" in proc.stdout
 
     def test_importing_the_cli_imports_nothing_heavy(self):
-        code = ("import sys, lume_services.cli.main; "
-                "print(sorted({m.split('.')[0] for m in sys.modules} & "
-                "{'sqlalchemy', 'pydantic', 'pydantic_settings', 'alembic'}))")
+        code = (
+            "import sys, lume_services.cli.main; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'sqlalchemy', 'pydantic', 'pydantic_settings', 'alembic'}))"
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert proc.stdout.strip() == "[]", proc.stderr
         heavy = ("lume_services.config", "lume_services.services", "lume_services.models")
-        code = f"import sys, lume_services.cli.main; print([m for m in sys.modules if m.startswith({heavy!r})])"
+        code = (
+            f"import sys, lume_services.cli.main; print([m for m in sys.modules if m.startswith({heavy!r})])"
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert proc.stdout.strip() == "[]", proc.stderr
 
@@ -145,14 +151,18 @@ class TestHelp:
 
 
 class TestUsageErrors:
-    @pytest.mark.parametrize("args", [
-        ["models", "lst"],
-        ["models", "show", "abc"],
-        ["models", "show", "0"],
-        ["deployments", "list", "--limit", "0"],
-        ["models", "create", "--author", "a"],
-        ["projects", "create", "p"],
-    ], ids=" ".join)
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["models", "lst"],
+            ["models", "show", "abc"],
+            ["models", "show", "0"],
+            ["deployments", "list", "--limit", "0"],
+            ["models", "create", "--author", "a"],
+            ["projects", "create", "p"],
+        ],
+        ids=" ".join,
+    )
     def test_exit_code_2_in_a_subprocess(self, args, lume_home):
         proc = run_exe(*args)
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
@@ -214,8 +224,12 @@ class TestDbCurrent:
 
     def test_json(self, run, model_db):
         data = load_json(run("db", "current", "--json"))
-        assert data == {"url": model_db.safe_url(), "current": migrations.head(),
-                        "head": migrations.head(), "upgrade_needed": False}
+        assert data == {
+            "url": model_db.safe_url(),
+            "current": migrations.head(),
+            "head": migrations.head(),
+            "upgrade_needed": False,
+        }
 
     def test_empty_database_needs_an_upgrade(self, fresh_url):
         run = make_runner({"LUME_MODEL_DB__URL": fresh_url})
@@ -262,8 +276,16 @@ class TestModelsList:
         factories.make_deployment(service, live, version="1.2.3", is_live=True)
         idle = factories.make_model(service, description="no deployment yet")
         lines = run("models", "list").stdout.splitlines()
-        assert lines[0].split() == ["ID", "Author", "Laboratory", "Facility", "Beampath", "Live",
-                                    "version", "Description"]
+        assert lines[0].split() == [
+            "ID",
+            "Author",
+            "Laboratory",
+            "Facility",
+            "Beampath",
+            "Live",
+            "version",
+            "Description",
+        ]
         row = next(line for line in lines if line.startswith(f"{live} "))
         for value in ("Ada Lovelace", "slac", "lcls", "sc_bsyd", "1.2.3"):
             assert value in row
@@ -329,8 +351,18 @@ class TestModelsShow:
 
 
 class TestModelsCreate:
-    ARGS = ["--author", "Jackie Garrahan", "--laboratory", "slac", "--facility", "lcls",
-            "--beampath", "cu_hxr", "--description", "test_model"]
+    ARGS = [
+        "--author",
+        "Jackie Garrahan",
+        "--laboratory",
+        "slac",
+        "--facility",
+        "lcls",
+        "--beampath",
+        "cu_hxr",
+        "--description",
+        "test_model",
+    ]
 
     def test_creates_and_prints_the_id(self, run, service):
         out = run("models", "create", *self.ARGS).stdout
@@ -380,8 +412,10 @@ class TestProjectsList:
 
 class TestProjectsCreate:
     def test_creates(self, run, service):
-        assert "Project 'injector' is stored." in run("projects", "create", "injector",
-                                                         "--description", "Injector models").stdout
+        assert (
+            "Project 'injector' is stored."
+            in run("projects", "create", "injector", "--description", "Injector models").stdout
+        )
         assert service.get_project(project_name="injector").description == "Injector models"
         again = load_json(run("projects", "create", "injector", "--description", "Injector models", "--json"))
         assert again == {"project_name": "injector", "description": "Injector models"}
@@ -404,8 +438,9 @@ class TestProjectsCreate:
 class TestDeploymentsList:
     def test_table_shows_the_values(self, run, service):
         model_id = factories.make_model(service)
-        dep = factories.make_deployment(service, model_id, version="2.0.1", is_live=True,
-                                        image="registry.example.org/m:2.0.1")
+        dep = factories.make_deployment(
+            service, model_id, version="2.0.1", is_live=True, image="registry.example.org/m:2.0.1"
+        )
         lines = run("deployments", "list").stdout.splitlines()
         row = next(line for line in lines if line.startswith(f"{dep} "))
         assert row.split()[:4] == [str(dep), str(model_id), "2.0.1", "yes"]
@@ -446,7 +481,8 @@ class TestDeploymentsShow:
             assert value in out
         data = load_json(run("deployments", "show", str(dep), "--json"))
         assert LoadedDeployment.model_validate(data) == service.load_deployment(
-            model_id=record.model_id, deployment_id=dep)
+            model_id=record.model_id, deployment_id=dep
+        )
 
     def test_unregistered_flow(self, run, service):
         dep = factories.make_deployment(service)
@@ -506,10 +542,29 @@ class TestPasswords:
         model_id = factories.make_model(service)
         dep = factories.make_deployment(service, model_id)
         for args, code in [
-            (["db", "current"], 0), (["db", "upgrade", "--json"], 0), (["models", "list"], 0),
-            (["models", "show", str(model_id), "--json"], 0), (["models", "show", "999999"], 1),
-            (["deployments", "set-live", str(dep)], 0), (["projects", "list"], 0),
-            (["models", "create", "--author", "", "--laboratory", "l", "--facility", "f",
-              "--beampath", "b", "--description", "d"], 1),
+            (["db", "current"], 0),
+            (["db", "upgrade", "--json"], 0),
+            (["models", "list"], 0),
+            (["models", "show", str(model_id), "--json"], 0),
+            (["models", "show", "999999"], 1),
+            (["deployments", "set-live", str(dep)], 0),
+            (["projects", "list"], 0),
+            (
+                [
+                    "models",
+                    "create",
+                    "--author",
+                    "",
+                    "--laboratory",
+                    "l",
+                    "--facility",
+                    "f",
+                    "--beampath",
+                    "b",
+                    "--description",
+                    "d",
+                ],
+                1,
+            ),
         ]:
             run(*args, code=code)  # run() fails on any secret in stdout or stderr

@@ -45,18 +45,28 @@ def run_concurrently(model_db: ModelDB, job, args_per_writer):
 
 
 def store_versions(service, model_id, versions):
-    return [service.store_deployment(model_id=model_id, version=v, source="s", sha256=sha(v),
-                                     package_import_name="pkg", is_live=True) for v in versions]
+    return [
+        service.store_deployment(
+            model_id=model_id, version=v, source="s", sha256=sha(v), package_import_name="pkg", is_live=True
+        )
+        for v in versions
+    ]
 
 
 def store_model(service):
-    return service.store_model(author="Jackie Garrahan", laboratory="slac", facility="lcls",
-                               beampath="cu_hxr", description="raced")
+    return service.store_model(
+        author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr", description="raced"
+    )
 
 
 def store_conflicting(service, model_id, writer):
-    return service.store_deployment(model_id=model_id, version="1.0", source="s",
-                                    sha256=sha(f"bytes of writer {writer}"), package_import_name="pkg")
+    return service.store_deployment(
+        model_id=model_id,
+        version="1.0",
+        source="s",
+        sha256=sha(f"bytes of writer {writer}"),
+        package_import_name="pkg",
+    )
 
 
 def rows(model_db, *where):
@@ -69,7 +79,7 @@ class TestConcurrentWriters:
         model_id = make_model(service)
         versions = [f"0.{i}" for i in range(4)]
         # every writer stores the same four versions, in its own order, each made live
-        plans = [(model_id, versions[w % 4:] + versions[:w % 4]) for w in range(WRITERS)]
+        plans = [(model_id, versions[w % 4 :] + versions[: w % 4]) for w in range(WRITERS)]
         results = run_concurrently(model_db, store_versions, plans)
         assert [r for r in results if r[0] != "ok"] == []
         stored = rows(model_db, Deployment.model_id == model_id)

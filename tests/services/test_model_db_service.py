@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import (
@@ -14,6 +14,7 @@ from factories import (
     model_fields,
     sha,
 )
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, select, update
 
 from lume_services.errors import (
@@ -34,8 +35,9 @@ from lume_services.errors import (
 from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project
 from lume_services.services.models.records import DeploymentRecord, ModelRecord
 
-PREDECESSOR_MODEL = dict(author="Jackie Garrahan", laboratory="slac", facility="lcls",
-                         beampath="cu_hxr", description="test_model")
+PREDECESSOR_MODEL = dict(
+    author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr", description="test_model"
+)
 
 
 def count(model_db, table) -> int:
@@ -49,8 +51,8 @@ class TestStoreModel:
         assert isinstance(model_id, int)
         record = service.get_model(model_id=model_id)
         assert record.model_dump(include=set(PREDECESSOR_MODEL)) == PREDECESSOR_MODEL
-        assert record.created.tzinfo is timezone.utc
-        assert abs(record.created - datetime.now(timezone.utc)) < timedelta(minutes=5)
+        assert record.created.tzinfo is UTC
+        assert abs(record.created - datetime.now(UTC)) < timedelta(minutes=5)
 
     def test_identical_model_returns_existing_id(self, service, model_db):
         first = service.store_model(**PREDECESSOR_MODEL)
@@ -87,8 +89,13 @@ class TestStoreModel:
         assert count(model_db, Model) == 0
 
     def test_unicode_and_longest_values_round_trip(self, service):
-        fields = dict(author="Jürgen Å" + "é" * 92, laboratory="DESY ✓", facility="x" * 100,
-                      beampath="b", description="ü" * 255)
+        fields = dict(
+            author="Jürgen Å" + "é" * 92,
+            laboratory="DESY ✓",
+            facility="x" * 100,
+            beampath="b",
+            description="ü" * 255,
+        )
         model_id = service.store_model(**fields)
         assert service.get_model(model_id=model_id).model_dump(include=set(fields)) == fields
 
@@ -120,7 +127,7 @@ class TestGetModel:
     def test_returns_a_frozen_record(self, service):
         record = service.get_model(model_id=make_model(service))
         assert isinstance(record, ModelRecord)
-        with pytest.raises(Exception):
+        with pytest.raises(PydanticValidationError, match="frozen"):
             record.author = "someone else"  # type: ignore[misc]
 
 
@@ -199,9 +206,14 @@ class TestUpdateAndDeleteModel:
 class TestStoreDeployment:
     def test_predecessor_contract(self, service):
         model_id = service.store_model(**PREDECESSOR_MODEL)
-        dep_id = service.store_deployment(model_id=model_id, version="v0.0", source="placeholder",
-                                          sha256=sha("placeholder"), image="placeholder",
-                                          package_import_name="placeholder")
+        dep_id = service.store_deployment(
+            model_id=model_id,
+            version="v0.0",
+            source="placeholder",
+            sha256=sha("placeholder"),
+            image="placeholder",
+            package_import_name="placeholder",
+        )
         assert isinstance(dep_id, int)
         record = service.get_deployment(deployment_id=dep_id)
         assert (record.version, record.is_live, record.asset_dir) == ("v0.0", False, None)
@@ -215,7 +227,11 @@ class TestStoreDeployment:
         )
         dep_id = service.store_deployment(**fields)
         stored = service.get_deployment(deployment_id=dep_id)
-        assert (stored.version, stored.image, stored.source) == (fields["version"], fields["image"], fields["source"])
+        assert (stored.version, stored.image, stored.source) == (
+            fields["version"],
+            fields["image"],
+            fields["source"],
+        )
 
     def test_same_version_and_bytes_returns_existing(self, service, model_db):
         fields = deployment_fields(make_model(service))
@@ -244,8 +260,15 @@ class TestStoreDeployment:
 
     @pytest.mark.parametrize(
         "field, value",
-        [("version", "v" * 65), ("is_live", "yes"), ("image", "i" * 513), ("model_id", "1"),
-         ("package_import_name", ""), ("asset_dir", "a\x00b"), ("source", None)],
+        [
+            ("version", "v" * 65),
+            ("is_live", "yes"),
+            ("image", "i" * 513),
+            ("model_id", "1"),
+            ("package_import_name", ""),
+            ("asset_dir", "a\x00b"),
+            ("source", None),
+        ],
     )
     def test_bad_input_stores_nothing(self, service, model_db, field, value):
         model_id = make_model(service)
@@ -284,7 +307,7 @@ class TestGetDeployments:
     def test_oldest_first_with_id_tie_break(self, service, model_db):
         model_id = make_model(service)
         ids = [make_deployment(service, model_id) for _ in range(3)]
-        same = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        same = datetime(2024, 1, 1, tzinfo=UTC)
         with model_db.session() as s:  # identical timestamps: the id decides
             s.execute(update(Deployment).values(deploy_date=same))
         assert [d.deployment_id for d in service.get_deployments(model_id=model_id)] == ids
@@ -294,8 +317,11 @@ class TestGetDeployments:
         model_id = make_model(service)
         old, new = make_deployment(service, model_id), make_deployment(service, model_id)
         with model_db.session() as s:
-            s.execute(update(Deployment).where(Deployment.deployment_id == old)
-                      .values(deploy_date=datetime(2030, 1, 1, tzinfo=timezone.utc)))
+            s.execute(
+                update(Deployment)
+                .where(Deployment.deployment_id == old)
+                .values(deploy_date=datetime(2030, 1, 1, tzinfo=UTC))
+            )
         assert service.get_latest_deployment(model_id=model_id).deployment_id == old
         assert [d.deployment_id for d in service.get_deployments(model_id=model_id)] == [new, old]
 
@@ -357,8 +383,9 @@ class TestDeleteDeployment:
     def test_refused_while_its_flow_is_a_composition_step(self, service, model_db):
         project = make_project(service)
         flow = make_flow(service, project_name=project)
-        service.store_flow_of_flows(parent_flow_id="parent", flow_name="p", project_name=project,
-                                    composing_flows=[flow])
+        service.store_flow_of_flows(
+            parent_flow_id="parent", flow_name="p", project_name=project, composing_flows=[flow]
+        )
         dep = service.get_flow(flow_id=flow).deployment_id
         with pytest.raises(InUseError):
             service.delete_deployment(dep)
@@ -429,12 +456,17 @@ class TestStoreFlow:
     def test_predecessor_contract(self, service):
         dep = make_deployment(service)
         service.store_project(project_name="my_project", description="placeholder")
-        flow_id = service.store_flow(deployment_id=dep, flow_id="test", flow_name="my_test_flow",
-                                     project_name="my_project")
+        flow_id = service.store_flow(
+            deployment_id=dep, flow_id="test", flow_name="my_test_flow", project_name="my_project"
+        )
         assert flow_id == "test"
         flow = service.get_flow(flow_id="test")
         assert (flow.flow_name, flow.project_name, flow.deployment_id, flow.composite) == (
-            "my_test_flow", "my_project", dep, False)
+            "my_test_flow",
+            "my_project",
+            dep,
+            False,
+        )
 
     def test_identical_again_returns_it(self, service, model_db):
         dep, project = make_deployment(service), make_project(service)
@@ -457,19 +489,22 @@ class TestStoreFlow:
 
     def test_project_must_exist(self, service, model_db):
         with pytest.raises(ProjectNotFoundError, match="store_project"):
-            service.store_flow(deployment_id=make_deployment(service), flow_id="f",
-                               flow_name="n", project_name="missing")
+            service.store_flow(
+                deployment_id=make_deployment(service), flow_id="f", flow_name="n", project_name="missing"
+            )
         assert count(model_db, Flow) == 0
 
     def test_deployment_must_exist(self, service):
         with pytest.raises(DeploymentNotFoundError):
-            service.store_flow(deployment_id=999, flow_id="f", flow_name="n",
-                               project_name=make_project(service))
+            service.store_flow(
+                deployment_id=999, flow_id="f", flow_name="n", project_name=make_project(service)
+            )
 
     def test_deployment_is_required(self, service, model_db):
         with pytest.raises(ValidationError, match="store_flow_of_flows"):
-            service.store_flow(deployment_id=None, flow_id="f", flow_name="n",
-                               project_name=make_project(service))
+            service.store_flow(
+                deployment_id=None, flow_id="f", flow_name="n", project_name=make_project(service)
+            )
         assert count(model_db, Flow) == 0
 
     def test_get_flow_unknown_keyword(self, service):
@@ -488,7 +523,9 @@ class TestFlowOfFlows:
         project, (a, b) = self.setup_flows(service)
         mapped = {"input1": {"parent_flow_name": "a", "map_type": "raw", "attribute_index": ["x", 0]}}
         parent = service.store_flow_of_flows(
-            parent_flow_id="parent", flow_name="composite", project_name=project,
+            parent_flow_id="parent",
+            flow_name="composite",
+            project_name=project,
             composing_flows=[b, {"flow_id": a, "mapped_parameters": mapped}, b],
         )
         assert parent == "parent"
@@ -510,24 +547,30 @@ class TestFlowOfFlows:
     def test_unknown_subflow_stores_nothing(self, service, model_db):
         project, (a, _) = self.setup_flows(service)
         with pytest.raises(FlowNotFoundError, match="nope"):
-            service.store_flow_of_flows(parent_flow_id="p", flow_name="c", project_name=project,
-                                        composing_flows=[a, "nope"])
+            service.store_flow_of_flows(
+                parent_flow_id="p", flow_name="c", project_name=project, composing_flows=[a, "nope"]
+            )
         assert count(model_db, FlowOfFlows) == 0
         with pytest.raises(FlowNotFoundError):
             service.get_flow(flow_id="p")
 
-    @pytest.mark.parametrize("steps", [[], "abc", [{"flow": "x"}], [{"flow_id": "x", "mapped_parameters": [1]}]])
+    @pytest.mark.parametrize(
+        "steps", [[], "abc", [{"flow": "x"}], [{"flow_id": "x", "mapped_parameters": [1]}]]
+    )
     def test_bad_steps(self, service, steps):
         project = make_project(service)
         with pytest.raises(ValidationError):
-            service.store_flow_of_flows(parent_flow_id="p", flow_name="c", project_name=project,
-                                        composing_flows=steps)
+            service.store_flow_of_flows(
+                parent_flow_id="p", flow_name="c", project_name=project, composing_flows=steps
+            )
 
     def test_not_found_and_delete(self, service, model_db):
         with pytest.raises(FlowOfFlowsNotFoundError):
             service.get_flow_of_flows(parent_flow_id="none")
         project, (a, b) = self.setup_flows(service)
-        service.store_flow_of_flows(parent_flow_id="p", flow_name="c", project_name=project, composing_flows=[a, b])
+        service.store_flow_of_flows(
+            parent_flow_id="p", flow_name="c", project_name=project, composing_flows=[a, b]
+        )
         with pytest.raises(InUseError):
             service.delete_flow(a)
         service.delete_flow("p")
@@ -549,3 +592,42 @@ def test_errors_share_a_base(service):
         service.get_model(model_id=31337)
     with pytest.raises(LUMEServicesError):
         service.store_model(**model_fields(author=""))
+
+
+class TestStoreDeploymentWithFlow:
+    def test_both_rows_in_one_call_and_idempotent(self, service, model_db):
+        model_id, project = make_model(service), make_project(service)
+        fields = deployment_fields(model_id, is_live=True)
+        args = dict(**fields, flow_id="prefect-uuid", flow_name="my-model", project_name=project)
+        dep, flow = service.store_deployment_with_flow(**args)
+        assert service.store_deployment_with_flow(**args) == (dep, flow)
+        loaded = service.load_deployment(model_id=model_id)
+        assert (loaded.deployment.deployment_id, loaded.flow.flow_id, loaded.deployment.is_live) == (
+            dep,
+            "prefect-uuid",
+            True,
+        )
+        assert (count(model_db, Deployment), count(model_db, Flow)) == (1, 1)
+
+    @pytest.mark.parametrize("failure", ["project", "flow_id_taken", "bad_flow_name", "sha_conflict"])
+    def test_nothing_is_written_when_any_part_fails(self, service, model_db, failure):
+        model_id, project = make_model(service), make_project(service)
+        taken = make_flow(service, project_name=project)
+        before = (count(model_db, Deployment), count(model_db, Flow))
+        fields = deployment_fields(model_id)
+        args = dict(**fields, flow_id="new-flow", flow_name="n", project_name=project)
+        if failure == "sha_conflict":
+            service.store_deployment(**fields)
+            before = (count(model_db, Deployment), count(model_db, Flow))
+            args["sha256"] = sha("other bytes")
+        args.update(
+            {
+                "project": {"project_name": "missing"},
+                "flow_id_taken": {"flow_id": taken},
+                "bad_flow_name": {"flow_name": "x" * 300},
+                "sha_conflict": {},
+            }[failure]
+        )
+        with pytest.raises(LUMEServicesError):
+            service.store_deployment_with_flow(**args)
+        assert (count(model_db, Deployment), count(model_db, Flow)) == before

@@ -8,7 +8,8 @@ Self-contained on purpose: a migration must keep producing the same schema
 however the ORM module changes later.
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import sqlalchemy as sa
 from alembic import op
@@ -70,8 +71,11 @@ def upgrade() -> None:
         sa.Column("is_live", sa.Boolean(), nullable=False),
         sa.Column("model_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["model_id"], ["model.model_id"], name="fk_deployment_model_id_model",
-            onupdate="CASCADE", ondelete="CASCADE",
+            ["model_id"],
+            ["model.model_id"],
+            name="fk_deployment_model_id_model",
+            onupdate="CASCADE",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("deployment_id", name="pk_deployment"),
         sa.UniqueConstraint("model_id", "version", name="_deployment_unique"),
@@ -88,12 +92,18 @@ def upgrade() -> None:
         sa.Column("deployment_id", sa.Integer(), nullable=True),
         sa.Column("composite", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["deployment_id"], ["deployment.deployment_id"], name="fk_flow_deployment_id_deployment",
-            onupdate="CASCADE", ondelete="CASCADE",
+            ["deployment_id"],
+            ["deployment.deployment_id"],
+            name="fk_flow_deployment_id_deployment",
+            onupdate="CASCADE",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["project_name"], ["project.project_name"], name="fk_flow_project_name_project",
-            onupdate="CASCADE", ondelete="RESTRICT",
+            ["project_name"],
+            ["project.project_name"],
+            name="fk_flow_project_name_project",
+            onupdate="CASCADE",
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("flow_id", name="pk_flow"),
         sa.UniqueConstraint("deployment_id", name="uq_flow_deployment_id"),
@@ -109,12 +119,18 @@ def upgrade() -> None:
         sa.Column("mapped_parameters", sa.JSON(), nullable=True),
         sa.CheckConstraint("position >= 1", name=op.f("ck_flow_of_flows_position_positive")),
         sa.ForeignKeyConstraint(
-            ["flow_id"], ["flow.flow_id"], name="fk_flow_of_flows_flow_id_flow",
-            onupdate="CASCADE", ondelete="RESTRICT",
+            ["flow_id"],
+            ["flow.flow_id"],
+            name="fk_flow_of_flows_flow_id_flow",
+            onupdate="CASCADE",
+            ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(
-            ["parent_flow_id"], ["flow.flow_id"], name="fk_flow_of_flows_parent_flow_id_flow",
-            onupdate="CASCADE", ondelete="CASCADE",
+            ["parent_flow_id"],
+            ["flow.flow_id"],
+            name="fk_flow_of_flows_parent_flow_id_flow",
+            onupdate="CASCADE",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("_id", name="pk_flow_of_flows"),
         sa.UniqueConstraint("parent_flow_id", "position", name="_flow_of_flows_position"),

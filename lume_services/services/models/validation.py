@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import DeclarativeBase
@@ -28,9 +29,7 @@ def columns(table: type[DeclarativeBase]) -> dict[str, Any]:
     return {attr.key: attr.columns[0] for attr in table.__mapper__.column_attrs}
 
 
-def check_value(
-    table: type[DeclarativeBase], field: str, value: Any, *, as_filter: bool = False
-) -> Any:
+def check_value(table: type[DeclarativeBase], field: str, value: Any, *, as_filter: bool = False) -> Any:
     """Validate one value for ``table.field``; returns it unchanged.
 
     With ``as_filter`` only the type and encodability are checked: a value
@@ -114,9 +113,11 @@ def normalize_sha256(value: Any) -> str:
         raise ValidationError("sha256", value, f"expected text, got {type(value).__name__}")
     digest = value.strip().lower()
     if digest.startswith("sha256:"):
-        digest = digest[len("sha256:"):]
+        digest = digest[len("sha256:") :]
     if not _SHA256.fullmatch(digest):
-        raise ValidationError("sha256", value, "expected 64 hexadecimal digits (optionally prefixed 'sha256:')")
+        raise ValidationError(
+            "sha256", value, "expected 64 hexadecimal digits (optionally prefixed 'sha256:')"
+        )
     return digest
 
 

@@ -16,9 +16,10 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -85,12 +86,10 @@ class ModelDBConfig(BaseModel):
         default=None,
         description="Upgrade the schema on first use; default: yes for SQLite, no for servers.",
     )
-    connection: ConnectionConfig = Field(
-        default_factory=ConnectionConfig, description="Engine options."
-    )
+    connection: ConnectionConfig = Field(default_factory=ConnectionConfig, description="Engine options.")
 
     @model_validator(mode="after")
-    def _one_location(self) -> "ModelDBConfig":
+    def _one_location(self) -> ModelDBConfig:
         parts = {
             "host": self.host,
             "port": self.port,
@@ -101,9 +100,7 @@ class ModelDBConfig(BaseModel):
         given = [name for name, value in parts.items() if value is not None]
         chosen = sum(bool(x) for x in (given, self.url, self.sqlite_path))
         if chosen > 1:
-            raise ValueError(
-                "give only one of: url, sqlite_path, or host/port/user/password/database"
-            )
+            raise ValueError("give only one of: url, sqlite_path, or host/port/user/password/database")
         if given and len(given) < len(parts):
             missing = sorted(set(parts) - set(given))
             raise ValueError(

@@ -25,7 +25,7 @@ are the single source of truth for input validation in the service.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 from sqlalchemy import (
@@ -71,7 +71,7 @@ MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -90,10 +90,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def ident(length: int) -> String:
@@ -112,9 +112,7 @@ class Model(Base):
 
     __tablename__ = "model"
     __table_args__ = (
-        UniqueConstraint(
-            "author", "laboratory", "facility", "beampath", "description", name="_model_entry"
-        ),
+        UniqueConstraint("author", "laboratory", "facility", "beampath", "description", name="_model_entry"),
         MYSQL_TABLE,
     )
 
@@ -126,7 +124,7 @@ class Model(Base):
     beampath: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
     description: Mapped[str] = mapped_column(ident(DESCRIPTION_LENGTH), nullable=False)
 
-    deployments: Mapped[list["Deployment"]] = relationship(
+    deployments: Mapped[list[Deployment]] = relationship(
         back_populates="model",
         lazy="raise",
         order_by="(Deployment.deploy_date, Deployment.deployment_id)",
@@ -160,7 +158,7 @@ class Deployment(Base):
     )
 
     model: Mapped[Model] = relationship(back_populates="deployments", lazy="raise")
-    flow: Mapped[Optional["Flow"]] = relationship(
+    flow: Mapped[Optional[Flow]] = relationship(
         back_populates="deployment", lazy="raise", uselist=False, passive_deletes=True
     )
 
@@ -174,9 +172,7 @@ class Project(Base):
     project_name: Mapped[str] = mapped_column(ident(NAME_LENGTH), primary_key=True)
     description: Mapped[str] = mapped_column(String(LONG_TEXT_LENGTH), nullable=False)
 
-    flows: Mapped[list["Flow"]] = relationship(
-        back_populates="project", lazy="raise", order_by="Flow.flow_id"
-    )
+    flows: Mapped[list[Flow]] = relationship(back_populates="project", lazy="raise", order_by="Flow.flow_id")
 
 
 class Flow(Base):
@@ -208,7 +204,7 @@ class Flow(Base):
 
     project: Mapped[Project] = relationship(back_populates="flows", lazy="raise")
     deployment: Mapped[Optional[Deployment]] = relationship(back_populates="flow", lazy="raise")
-    subflows: Mapped[list["FlowOfFlows"]] = relationship(
+    subflows: Mapped[list[FlowOfFlows]] = relationship(
         foreign_keys="FlowOfFlows.parent_flow_id",
         lazy="raise",
         order_by="FlowOfFlows.position",

@@ -1,0 +1,267 @@
+"""Deployments: store (with the live flag), get, list, load with flow and project, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from lume_services.errors import (
+    DeploymentNotFoundError,
+    InUseError,
+)
+from lume_services.services.models.db.schema import Deployment, Flow, Model, Project
+from lume_services.services.models.queries import (
+    all_records,
+    first_record,
+    flows_used_in_compositions,
+    insert_flow,
+    make_live,
+    make_page,
+    newest_first,
+    oldest_first,
+    require_project,
+    upsert_deployment,
+)
+from lume_services.services.models.records import (
+    DeploymentRecord,
+    FlowRecord,
+    LoadedDeployment,
+    Page,
+    ProjectRecord,
+)
+from lume_services.services.models.unit_of_work import ServiceBase
+from lume_services.services.models.validation import (
+    check_filters,
+    check_page,
+    check_value,
+    check_values,
+    normalize_sha256,
+)
+
+
+class DeploymentOps(ServiceBase):
+    # -- deployments ----------------------------------------------------------
+
+    def store_deployment(
+        self,
+        *,
+        model_id: int,
+        version: str,
+        source: str,
+        sha256: str,
+        package_import_name: str,
+        image: Optional[str] = None,
+        is_live: bool = False,
+        asset_dir: Optional[str] = None,
+    ) -> int:
+        """Record a released version of a model and return its deployment_id.
+
+        The same (model, version, sha256) again returns the existing id (and
+        makes it live if ``is_live``); the same version with another sha256
+        raises :class:`DeploymentConflictError`. Making a deployment live
+        demotes the model's previous live deployment in the same transaction.
+        """
+        values = check_values(
+            Deployment,
+            dict(
+                model_id=model_id,
+                version=version,
+                source=source,
+                package_import_name=package_import_name,
+                image=image,
+                is_live=is_live,
+                asset_dir=asset_dir,
+            ),
+        )
+        values["sha256"] = normalize_sha256(sha256)
+
+        def work(session: Session) -> int:
+            self._lock_model(session, model_id)
+            return upsert_deployment(session, values, is_live=is_live).deployment_id
+
+        return self._write("store_deployment", work)
+
+    def store_deployment_with_flow(
+        self,
+        *,
+        model_id: int,
+        version: str,
+        source: str,
+        sha256: str,
+        package_import_name: str,
+        flow_id: str,
+        flow_name: str,
+        project_name: str,
+        image: Optional[str] = None,
+        is_live: bool = False,
+        asset_dir: Optional[str] = None,
+    ) -> tuple[int, str]:
+        """Store a deployment and its registered flow in one transaction.
+
+        Both rows are written or neither is. Returns ``(deployment_id,
+        flow_id)``; an identical existing pair is returned as it is.
+        """
+        values = check_values(
+            Deployment,
+            dict(
+                model_id=model_id,
+                version=version,
+                source=source,
+                image=image,
+                package_import_name=package_import_name,
+                is_live=is_live,
+                asset_dir=asset_dir,
+            ),
+        )
+        values["sha256"] = normalize_sha256(sha256)
+        flow = check_values(Flow, dict(flow_id=flow_id, flow_name=flow_name, project_name=project_name))
+
+        def work(session: Session) -> tuple[int, str]:
+            require_project(session, project_name)
+            self._lock_model(session, model_id)
+            deployment = upsert_deployment(session, values, is_live=is_live)
+            insert_flow(session, {**flow, "deployment_id": deployment.deployment_id})
+            return deployment.deployment_id, flow_id
+
+        return self._write("store_deployment_with_flow", work)
+
+    def get_deployment(self, **filters: Any) -> DeploymentRecord:
+        query = check_filters(Deployment, filters)
+        stmt = select(Deployment).filter_by(**query).order_by(Deployment.deployment_id)
+        row = self._read("get_deployment", lambda s: first_record(s, stmt))
+        if row is None:
+            raise DeploymentNotFoundError(filters)
+        return row
+
+    def get_deployments(self, **filters: Any) -> list[DeploymentRecord]:
+        """All matching deployments, oldest first ([] when none)."""
+        query = check_filters(Deployment, filters)
+        stmt = select(Deployment).filter_by(**query).order_by(*oldest_first())
+        return self._read("get_deployments", lambda s: all_records(s, stmt, DeploymentRecord))
+
+    def get_latest_deployment(self, **filters: Any) -> DeploymentRecord:
+        """The newest matching deployment by deploy date, then deployment_id."""
+        query = check_filters(Deployment, filters)
+        stmt = select(Deployment).filter_by(**query).order_by(*newest_first())
+        row = self._read("get_latest_deployment", lambda s: first_record(s, stmt))
+        if row is None:
+            raise DeploymentNotFoundError(filters)
+        return row
+
+    def get_live_deployment(self, model_id: int) -> DeploymentRecord:
+        return self.get_deployment(model_id=model_id, is_live=True)
+
+    def list_deployments(
+        self, *, limit: int = 100, after: Optional[int] = None, **filters: Any
+    ) -> Page[DeploymentRecord]:
+        """One page of deployments in deployment_id order."""
+        limit = check_page(limit)
+        query = check_filters(Deployment, filters)
+        stmt = select(Deployment).filter_by(**query).order_by(Deployment.deployment_id).limit(limit + 1)
+        if after is not None:
+            check_value(Deployment, "deployment_id", after, as_filter=True)
+            stmt = stmt.where(Deployment.deployment_id > after)
+        rows = self._read("list_deployments", lambda s: all_records(s, stmt, DeploymentRecord))
+        return make_page(rows, limit, lambda r: r.deployment_id)
+
+    def load_deployment(self, *, model_id: int, deployment_id: Optional[int] = None) -> LoadedDeployment:
+        """A deployment of a model with its flow and project, in one statement.
+
+        ``deployment_id=None`` loads the model's latest deployment.
+        """
+        check_value(Model, "model_id", model_id, as_filter=True)
+        stmt = (
+            select(Deployment, Flow, Project)
+            .outerjoin(Flow, Flow.deployment_id == Deployment.deployment_id)
+            .outerjoin(Project, Project.project_name == Flow.project_name)
+            .where(Deployment.model_id == model_id)
+            .order_by(*newest_first())
+            .limit(1)
+        )
+        if deployment_id is not None:
+            check_value(Deployment, "deployment_id", deployment_id, as_filter=True)
+            stmt = stmt.where(Deployment.deployment_id == deployment_id)
+
+        def work(session: Session) -> Optional[LoadedDeployment]:
+            row = session.execute(stmt).first()
+            if row is None:
+                return None
+            dep, flow, project = row
+            return LoadedDeployment(
+                deployment=DeploymentRecord.model_validate(dep),
+                flow=FlowRecord.model_validate(flow) if flow is not None else None,
+                project=ProjectRecord.model_validate(project) if project is not None else None,
+            )
+
+        loaded = self._read("load_deployment", work)
+        if loaded is None:
+            query = {"model_id": model_id}
+            if deployment_id is not None:
+                query["deployment_id"] = deployment_id
+            raise DeploymentNotFoundError(query)
+        return loaded
+
+    def update_deployment(
+        self,
+        deployment_id: int,
+        *,
+        is_live: Optional[bool] = None,
+        image: Optional[str] = None,
+    ) -> DeploymentRecord:
+        """Set a deployment live (demoting the model's other one) or not, or its image."""
+        check_value(Deployment, "deployment_id", deployment_id)
+        if is_live is not None:
+            check_value(Deployment, "is_live", is_live)
+        if image is not None:
+            check_value(Deployment, "image", image)
+
+        def work(session: Session) -> DeploymentRecord:
+            model_id = session.execute(
+                select(Deployment.model_id).where(Deployment.deployment_id == deployment_id)
+            ).scalar_one_or_none()
+            if model_id is None:
+                raise DeploymentNotFoundError({"deployment_id": deployment_id})
+            self._lock_model(session, model_id)
+            row = session.get(Deployment, deployment_id, populate_existing=True)
+            assert row is not None
+            if image is not None:
+                row.image = image
+            if is_live is True and not row.is_live:
+                make_live(session, row)
+            elif is_live is False:
+                row.is_live = False
+            session.flush()
+            return DeploymentRecord.model_validate(row)
+
+        return self._write("update_deployment", work)
+
+    def set_live(self, deployment_id: int) -> DeploymentRecord:
+        """Make ``deployment_id`` its model's one live deployment."""
+        return self.update_deployment(deployment_id, is_live=True)
+
+    def delete_deployment(self, deployment_id: int) -> None:
+        """Delete a deployment and its flow (refused while the flow is a composition step)."""
+        check_value(Deployment, "deployment_id", deployment_id)
+
+        def work(session: Session) -> None:
+            model_id = session.execute(
+                select(Deployment.model_id).where(Deployment.deployment_id == deployment_id)
+            ).scalar_one_or_none()
+            if model_id is None:
+                raise DeploymentNotFoundError({"deployment_id": deployment_id})
+            self._lock_model(session, model_id)
+            used = flows_used_in_compositions(
+                session, select(Flow.flow_id).where(Flow.deployment_id == deployment_id)
+            )
+            if used:
+                raise InUseError(
+                    "deployment",
+                    deployment_id,
+                    f"its flow {used} is a step of a flow of flows",
+                    "delete that composition first",
+                )
+            session.execute(delete(Deployment).where(Deployment.deployment_id == deployment_id))
+
+        self._write("delete_deployment", work)

@@ -1,0 +1,245 @@
+"""Projects, flows and flows of flows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, contains_eager
+
+from lume_services.errors import (
+    DeploymentNotFoundError,
+    FlowNotFoundError,
+    FlowOfFlowsNotFoundError,
+    InUseError,
+    ProjectAlreadyExistsError,
+    ProjectNotFoundError,
+    ValidationError,
+)
+from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Project
+from lume_services.services.models.queries import (
+    SubflowSpec,
+    all_records,
+    first_record,
+    flows_used_in_compositions,
+    insert_flow,
+    normalise_steps,
+    require_project,
+    same_composition,
+)
+from lume_services.services.models.records import (
+    FlowOfFlowsRecord,
+    FlowRecord,
+    ProjectRecord,
+)
+from lume_services.services.models.unit_of_work import ServiceBase
+from lume_services.services.models.validation import (
+    check_filters,
+    check_value,
+    check_values,
+)
+
+
+class FlowOps(ServiceBase):
+    # -- projects -------------------------------------------------------------
+
+    def store_project(self, *, project_name: str, description: str) -> str:
+        """Create a project (or return the name of the identical existing one)."""
+        values = check_values(Project, dict(project_name=project_name, description=description))
+
+        def find(session: Session) -> Optional[ProjectRecord]:
+            row = session.get(Project, project_name)
+            return ProjectRecord.model_validate(row) if row is not None else None
+
+        def check(found: ProjectRecord) -> str:
+            if found.description != description:
+                raise ProjectAlreadyExistsError(project_name, found.description, description)
+            return found.project_name
+
+        def work(session: Session) -> str:
+            found = find(session)
+            if found is not None:
+                return check(found)
+            session.add(Project(**values))
+            session.flush()
+            return project_name
+
+        self._ensure_schema()
+        try:
+            return self._model_db.transact(work, operation="store_project")
+        except IntegrityError:
+            found = self._read("store_project", find)
+            if found is None:
+                raise
+            return check(found)
+
+    def get_project(self, **filters: Any) -> ProjectRecord:
+        query = check_filters(Project, filters)
+        stmt = select(Project).filter_by(**query).order_by(Project.project_name)
+        row = self._read("get_project", lambda s: first_record(s, stmt))
+        if row is None:
+            raise ProjectNotFoundError(filters)
+        return row
+
+    def get_projects(self, **filters: Any) -> list[ProjectRecord]:
+        query = check_filters(Project, filters)
+        stmt = select(Project).filter_by(**query).order_by(Project.project_name)
+        return self._read("get_projects", lambda s: all_records(s, stmt, ProjectRecord))
+
+    def update_project(self, project_name: str, *, description: str) -> ProjectRecord:
+        check_values(Project, dict(project_name=project_name, description=description))
+
+        def work(session: Session) -> ProjectRecord:
+            row = session.get(Project, project_name, with_for_update=True)
+            if row is None:
+                raise ProjectNotFoundError({"project_name": project_name})
+            row.description = description
+            session.flush()
+            return ProjectRecord.model_validate(row)
+
+        return self._write("update_project", work)
+
+    def delete_project(self, project_name: str) -> None:
+        """Delete a project that no flow belongs to."""
+        check_value(Project, "project_name", project_name)
+
+        def work(session: Session) -> None:
+            if session.get(Project, project_name, with_for_update=True) is None:
+                raise ProjectNotFoundError({"project_name": project_name})
+            count = session.execute(
+                select(func.count()).select_from(Flow).where(Flow.project_name == project_name)
+            ).scalar_one()
+            if count:
+                raise InUseError(
+                    "project", project_name, f"{count} flow(s) belong to it", "delete their deployments first"
+                )
+            session.execute(delete(Project).where(Project.project_name == project_name))
+
+        self._write("delete_project", work)
+
+    # -- flows ----------------------------------------------------------------
+
+    def store_flow(self, *, deployment_id: int, flow_id: str, flow_name: str, project_name: str) -> str:
+        """Record the Prefect flow registered for a deployment; returns flow_id."""
+        if deployment_id is None:
+            raise ValidationError(
+                "deployment_id",
+                None,
+                "a flow belongs to a deployment; store composite flows with store_flow_of_flows(...)",
+            )
+        values = check_values(
+            Flow,
+            dict(
+                deployment_id=deployment_id, flow_id=flow_id, flow_name=flow_name, project_name=project_name
+            ),
+        )
+
+        def work(session: Session) -> str:
+            require_project(session, project_name)
+            model_id = session.execute(
+                select(Deployment.model_id).where(Deployment.deployment_id == deployment_id)
+            ).scalar_one_or_none()
+            if model_id is None:
+                raise DeploymentNotFoundError({"deployment_id": deployment_id})
+            self._lock_model(session, model_id)
+            return insert_flow(session, values)
+
+        return self._write("store_flow", work)
+
+    def get_flow(self, **filters: Any) -> FlowRecord:
+        query = check_filters(Flow, filters)
+        stmt = select(Flow).filter_by(**query).order_by(Flow.flow_id)
+        row = self._read("get_flow", lambda s: first_record(s, stmt, FlowRecord))
+        if row is None:
+            raise FlowNotFoundError(filters)
+        return row
+
+    def get_flows(self, **filters: Any) -> list[FlowRecord]:
+        query = check_filters(Flow, filters)
+        stmt = select(Flow).filter_by(**query).order_by(Flow.flow_id)
+        return self._read("get_flows", lambda s: all_records(s, stmt, FlowRecord))
+
+    def delete_flow(self, flow_id: str) -> None:
+        """Delete a flow (and, for a composite, its composition rows)."""
+        check_value(Flow, "flow_id", flow_id)
+
+        def work(session: Session) -> None:
+            if session.get(Flow, flow_id, with_for_update=True) is None:
+                raise FlowNotFoundError({"flow_id": flow_id})
+            used = flows_used_in_compositions(session, select(Flow.flow_id).where(Flow.flow_id == flow_id))
+            if used:
+                raise InUseError(
+                    "flow", flow_id, "it is a step of a flow of flows", "delete that composition first"
+                )
+            session.execute(delete(Flow).where(Flow.flow_id == flow_id))
+
+        self._write("delete_flow", work)
+
+    # -- flows of flows -------------------------------------------------------
+
+    def store_flow_of_flows(
+        self,
+        *,
+        parent_flow_id: str,
+        flow_name: str,
+        project_name: str,
+        composing_flows: Sequence[SubflowSpec],
+    ) -> str:
+        """Record a composite flow: its parent flow row and one row per step.
+
+        ``composing_flows`` lists the steps in order (position 1..n), each a
+        flow_id or a mapping ``{"flow_id": ..., "mapped_parameters": {...}}``.
+        The same subflow may appear more than once. Storing the identical
+        composition again returns ``parent_flow_id``.
+        """
+        check_values(Flow, dict(flow_id=parent_flow_id, flow_name=flow_name, project_name=project_name))
+        steps = normalise_steps(composing_flows)
+
+        def work(session: Session) -> str:
+            require_project(session, project_name)
+            wanted = {s["flow_id"] for s in steps}
+            found = set(session.execute(select(Flow.flow_id).where(Flow.flow_id.in_(wanted))).scalars())
+            if wanted - found:
+                raise FlowNotFoundError({"flow_id": sorted(wanted - found)})
+            if parent_flow_id in wanted:
+                raise ValidationError(
+                    "composing_flows", parent_flow_id, "a flow of flows cannot contain itself"
+                )
+            existing = session.get(Flow, parent_flow_id, with_for_update=True)
+            if existing is not None:
+                return same_composition(session, existing, flow_name, project_name, steps)
+            session.add(
+                Flow(
+                    flow_id=parent_flow_id,
+                    flow_name=flow_name,
+                    project_name=project_name,
+                    deployment_id=None,
+                    composite=True,
+                )
+            )
+            session.flush()
+            session.add_all(
+                FlowOfFlows(parent_flow_id=parent_flow_id, position=i, **step)
+                for i, step in enumerate(steps, start=1)
+            )
+            session.flush()
+            return parent_flow_id
+
+        return self._write("store_flow_of_flows", work)
+
+    def get_flow_of_flows(self, **filters: Any) -> list[FlowOfFlowsRecord]:
+        """The steps of a composition (with their flows), in position order."""
+        query = check_filters(FlowOfFlows, filters)
+        stmt = (
+            select(FlowOfFlows)
+            .join(FlowOfFlows.flow)
+            .options(contains_eager(FlowOfFlows.flow))
+            .filter_by(**query)
+            .order_by(FlowOfFlows.parent_flow_id, FlowOfFlows.position)
+        )
+        rows = self._read("get_flow_of_flows", lambda s: all_records(s, stmt, FlowOfFlowsRecord))
+        if not rows:
+            raise FlowOfFlowsNotFoundError(filters)
+        return rows
