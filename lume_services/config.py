@@ -20,8 +20,10 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lume_services.errors import EnvironmentNotConfiguredError, SchedulingNotConfiguredError
+from lume_services.environment.settings import EnvironmentSettings
+from lume_services.errors import EnvironmentNotConfiguredError
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
+from lume_services.services.scheduling.settings import PrefectSettings
 
 ENV_PREFIX = "LUME_"
 DEFAULT_HOME = Path("~/.lume-services")
@@ -49,6 +51,10 @@ class LUMEServicesSettings(BaseSettings):
         default=None,
         description="Model registry database; unset means the embedded SQLite file $LUME_HOME/registry.db.",
     )
+    environment: EnvironmentSettings = Field(
+        default_factory=EnvironmentSettings, description="Fetching, inspecting and installing packages."
+    )
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Prefect 3 orchestration.")
 
     @field_validator("home")
     @classmethod
@@ -67,6 +73,7 @@ class Context:
         self._lock = threading.Lock()
         self._model_db: Optional[ModelDB] = None
         self._model_db_service: Any = None
+        self._scheduling_service: Any = None
 
     def __repr__(self) -> str:
         return f"Context(home={str(self.settings.home)!r}, model_db={self.model_db()!r})"
@@ -88,16 +95,37 @@ class Context:
             return self._model_db_service
 
     def scheduling_service(self) -> Any:
-        """The Prefect 3 scheduling service (not available in this release)."""
-        raise SchedulingNotConfiguredError(
-            "Prefect 3 scheduling (projects, flow registration, runs) is not part of this "
-            "release yet; the registry tables can be used directly through "
-            "context.model_db_service()"
-        )
+        """The Prefect 3 :class:`~lume_services.services.scheduling.service.SchedulingService`."""
+        from lume_services.services.scheduling.service import SchedulingService
+
+        with self._lock:
+            if self._scheduling_service is None:
+                s = self.settings
+                self._scheduling_service = SchedulingService(s.prefect, home=s.home, backend=s.backend)
+            return self._scheduling_service
+
+    def artifact_store(self) -> Any:
+        """The content-addressed :class:`~lume_services.environment.store.ArtifactStore`."""
+        from lume_services.environment.store import ArtifactStore
+
+        return ArtifactStore(self.settings.home / "store", self.settings.environment, _uv_bin())
+
+    def environment_manager(self) -> Any:
+        """The :class:`~lume_services.environment.envs.EnvironmentManager` (one env per artifact)."""
+        from lume_services.environment.envs import EnvironmentManager
+
+        s = self.settings
+        return EnvironmentManager(s.home / "envs", s.environment, _uv_bin(), s.home)
 
     def close(self) -> None:
         if self._model_db is not None:
             self._model_db.dispose()
+
+
+def _uv_bin() -> str:
+    from uv import find_uv_bin
+
+    return find_uv_bin()
 
 
 context: Optional[Context] = None

@@ -30,9 +30,17 @@ attributes. Secrets are never part of a message.
     │   └── SchedulingNotConfiguredError
     ├── DatabaseError
     ├── EnvironmentResolutionError
-    │   ├── NoFlowFoundInPackageError
+    │   ├── SourceError
+    │   ├── DownloadError
+    │   ├── ChecksumMismatchError
+    │   ├── UnsafeArchiveError
+    │   ├── PackageInspectionError
+    │   │   └── NoFlowFoundInPackageError
+    │   ├── InstallError
+    │   ├── FlowLoadError
     │   └── MissingEnvironmentYamlError
     └── SchedulingError
+        ├── RegistrationError
         ├── FlowFailedError
         ├── TaskNotInFlowError
         ├── TaskNotCompletedError
@@ -262,13 +270,66 @@ class EnvironmentResolutionError(LUMEServicesError):
     """A model package could not be fetched, inspected or installed."""
 
 
-class NoFlowFoundInPackageError(EnvironmentResolutionError):
-    def __init__(self, package: str) -> None:
-        self.package = package
+class SourceError(EnvironmentResolutionError):
+    """A source string that is not an accepted kind of package source."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        super().__init__(f"Cannot use source {_short(source, 200)}: {problem}.")
+
+
+class DownloadError(EnvironmentResolutionError):
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        super().__init__(f"Downloading {_short(url, 200)} failed: {problem}. Nothing was stored.")
+
+
+class ChecksumMismatchError(EnvironmentResolutionError):
+    def __init__(self, source: str, expected: str, actual: str) -> None:
+        self.source, self.expected, self.actual = source, expected, actual
         super().__init__(
-            f"Package {package!r} declares no `<pkg>.flow` entry point in the "
-            "`orchestration` group; add one pointing at its Prefect flow."
+            f"The artifact from {_short(source, 200)} has sha256 {actual}, but {expected} was "
+            "expected; check the source or the expected hash. Nothing was stored."
         )
+
+
+class UnsafeArchiveError(EnvironmentResolutionError):
+    """An archive that could write outside its directory or exhaust resources."""
+
+    def __init__(self, archive: str, problem: str) -> None:
+        self.archive = archive
+        super().__init__(f"Refusing archive {archive!r}: {problem}. Nothing was extracted or installed.")
+
+
+class PackageInspectionError(EnvironmentResolutionError):
+    def __init__(self, archive: str, problem: str) -> None:
+        self.archive = archive
+        super().__init__(f"Package {archive!r} cannot be registered: {problem}.")
+
+
+class NoFlowFoundInPackageError(PackageInspectionError):
+    def __init__(self, package: str, detail: str = "") -> None:
+        self.package = package
+        PackageInspectionError.__init__(
+            self,
+            package,
+            "it declares no `<pkg>.flow` entry point in the `orchestration` group; add one "
+            f'pointing at its Prefect flow (e.g. my_model.flow = "my_model.flow:flow"){detail}',
+        )
+
+
+class InstallError(EnvironmentResolutionError):
+    def __init__(self, package: str, detail: str) -> None:
+        self.package = package
+        self.detail = detail
+        super().__init__(f"Installing {package} into its environment failed; the installer said:\n{detail}")
+
+
+class FlowLoadError(EnvironmentResolutionError):
+    def __init__(self, package: str, detail: str) -> None:
+        self.package = package
+        self.detail = detail
+        super().__init__(f"Loading the flow of {package} in its own environment failed:\n{detail}")
 
 
 class MissingEnvironmentYamlError(EnvironmentResolutionError):
@@ -279,6 +340,12 @@ class MissingEnvironmentYamlError(EnvironmentResolutionError):
 
 class SchedulingError(LUMEServicesError):
     """The orchestrator refused or failed a request."""
+
+
+class RegistrationError(SchedulingError):
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        super().__init__(f"Registering {what} with Prefect failed: {detail}")
 
 
 class FlowFailedError(SchedulingError):

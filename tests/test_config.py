@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from lume_services import config
-from lume_services.errors import EnvironmentNotConfiguredError, SchedulingNotConfiguredError
+from lume_services.errors import EnvironmentNotConfiguredError
 from lume_services.services.models.db.db import ModelDBConfig
 
 SECRET = "p@ss:w/o%rd#with?chars"
@@ -70,9 +71,12 @@ class TestConfigure:
         with pytest.raises(EnvironmentNotConfiguredError, match="configure()"):
             config.get_context()
 
-    def test_scheduling_service_fails_clearly(self, lume_home):
-        with pytest.raises(SchedulingNotConfiguredError, match="not part of this release"):
-            config.configure().scheduling_service()
+    def test_scheduling_and_environment_services_live_under_lume_home(self, lume_home):
+        ctx = config.configure()
+        assert ctx.scheduling_service().pool_name == "lume-services"
+        assert ctx.environment_manager().root == lume_home / "envs"
+        assert ctx.artifact_store().root == lume_home / "store"
+        assert not lume_home.exists()  # nothing written until used
 
     def test_services_are_singletons(self, lume_home):
         ctx = config.configure()
@@ -119,3 +123,20 @@ def test_importing_the_package_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_database_operations_never_import_prefect(tmp_path):
+    code = (
+        "import sys\n"
+        "from lume_services import config\n"
+        "from lume_services.models import Model\n"
+        "config.configure()\n"
+        "m = Model.create_model(author='a', laboratory='b', facility='c', beampath='d', description='e')\n"
+        "config.context.model_db_service().store_project(project_name='p', description='d')\n"
+        "m.deployments; m.load_deployment if False else None\n"
+        "print(sorted(x for x in ('prefect', 'httpx', 'uv') if x in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUME_")}
+    env["LUME_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.strip().splitlines()[-1:] == ["[]"], out.stderr

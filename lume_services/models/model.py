@@ -7,7 +7,8 @@ explicitly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional
 
 from lume_services.errors import DeploymentNotFoundError, DeploymentNotRegisteredError
 from lume_services.services.models.records import DeploymentRecord, LoadedDeployment, ModelRecord
@@ -115,6 +116,41 @@ class Model:
             raise DeploymentNotRegisteredError(self.model_id, deployment_id) from None
         self.deployment = loaded
         return loaded
+
+    def store_deployment(
+        self,
+        source_path: Any,
+        project_name: str,
+        is_live: bool = True,
+        image: Optional[str] = None,
+        expected_sha256: Optional[str] = None,
+        *,
+        progress: Optional[Callable[[str, Optional[int], Optional[int]], None]] = None,
+    ) -> DeploymentRecord:
+        """Register a released package of this model as a deployment.
+
+        ``source_path`` is an https URL, a ``file://`` URL, a local ``.tar.gz``
+        sdist or ``.whl``, or a local project directory (built with uv). The
+        package is fetched into the content-addressed store, inspected without
+        running it, installed into its own environment, its flow loaded there
+        and registered with Prefect; then the deployment and flow rows are
+        written together. All or nothing: on failure nothing is recorded and
+        the error names the step. The same artifact again returns the existing
+        deployment; the same version with other bytes raises
+        DeploymentConflictError. The deployment is left loaded as
+        ``self.deployment``.
+        """
+        from lume_services.models.registration import Services
+        from lume_services.models.registration import store_deployment as register
+
+        services = Services.from_context()
+        services.model_db = self.model_db_service
+        record = register(
+            services, model_id=self.model_id, source_path=source_path, project_name=project_name,
+            is_live=is_live, image=image, expected_sha256=expected_sha256, progress=progress,
+        )  # fmt: skip
+        self.load_deployment(record.deployment_id)
+        return record
 
     def set_live(self, deployment_id: int) -> DeploymentRecord:
         """Make one of this model's deployments the live one."""

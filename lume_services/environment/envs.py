@@ -1,0 +1,103 @@
+"""One isolated virtual environment per artifact sha256, built with uv.
+
+``<root>/<sha256>/`` holds the environment of one artifact. It is built in
+``<root>/.build-*`` and renamed into place when complete (``.ready`` marks a
+finished build), so a half-built environment is never used. A file lock per
+sha256 makes concurrent builds of one artifact wait for the first and reuse
+it. The registry's own interpreter is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from lume_services.environment.settings import EnvironmentSettings
+from lume_services.environment.store import Artifact, build_environment, remove_tree, tail
+from lume_services.errors import InstallError
+
+READY = ".ready"
+
+
+@dataclass(frozen=True)
+class Environment:
+    sha256: str
+    path: Path
+    built: bool  # False when an existing environment was reused
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+class EnvironmentManager:
+    def __init__(self, root: Path, settings: EnvironmentSettings, uv_bin: str, home: Path) -> None:
+        self.root = root
+        self.settings = settings
+        self.uv_bin = uv_bin
+        self.home = home
+        self.python = sys.executable
+
+    @property
+    def python_version(self) -> str:
+        return platform.python_version()
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256
+
+    def get(self, sha256: str) -> Environment | None:
+        path = self.path_for(sha256)
+        return Environment(sha256, path, built=False) if (path / READY).exists() else None
+
+    def ensure(self, artifact: Artifact, requirements: Sequence[str] = ()) -> Environment:
+        """The environment of ``artifact``, built unless it exists already."""
+        found = self.get(artifact.sha256)
+        if found is not None:
+            return found
+        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / ".locks" / f"{artifact.sha256}.lock")):
+            found = self.get(artifact.sha256)  # built by another process while we waited
+            if found is not None:
+                return found
+            self._build(artifact, requirements)
+        return Environment(artifact.sha256, self.path_for(artifact.sha256), built=True)
+
+    def _build(self, artifact: Artifact, requirements: Sequence[str]) -> None:
+        build = Path(tempfile.mkdtemp(dir=self.root, prefix=".build-"))
+        try:
+            self._uv(artifact, "venv", "--quiet", "--relocatable", "--python", self.python, str(build))
+            self._uv(
+                artifact, "pip", "install", "--quiet", "--python", str(build / "bin" / "python"),
+                str(artifact.path), *requirements,
+            )  # fmt: skip
+            marker = {"sha256": artifact.sha256, "artifact": artifact.filename, "built": time.time()}
+            (build / READY).write_text(json.dumps(marker))
+            final = self.path_for(artifact.sha256)
+            remove_tree(final)  # a leftover without .ready is incomplete
+            os.rename(build, final)
+        finally:
+            remove_tree(build)
+
+    def _uv(self, artifact: Artifact, *args: str) -> None:
+        env = build_environment(self.settings, self.home)
+        try:
+            result = subprocess.run(
+                [self.uv_bin, *args], capture_output=True, text=True, env=env,
+                timeout=self.settings.install_timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise InstallError(
+                artifact.filename, f"uv {args[0]} took longer than {self.settings.install_timeout:g} s"
+            ) from None
+        if result.returncode != 0:
+            raise InstallError(artifact.filename, tail(result.stderr or result.stdout))

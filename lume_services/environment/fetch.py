@@ -1,0 +1,108 @@
+"""Streaming downloads with every limit a registry needs.
+
+Connect and read timeouts, an overall deadline (a server dripping one byte
+at a time is still stopped), a byte cap, at most five redirects with the
+scheme re-checked on every hop (never a downgrade to http unless allowed),
+and the sha256 computed over exactly the bytes served while they are written
+to a private temporary file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from lume_services.environment.settings import EnvironmentSettings
+from lume_services.errors import DownloadError
+
+MAX_REDIRECTS = 5
+Progress = Callable[[int, Optional[int]], None]
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    sha256: str
+    size: int
+
+
+def download(
+    url: str,
+    dest_dir: Path,
+    settings: EnvironmentSettings,
+    *,
+    progress: Optional[Progress] = None,
+) -> Downloaded:
+    """Download ``url`` into a new temporary file in ``dest_dir``."""
+    deadline = time.monotonic() + settings.download_deadline
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout, read=settings.read_timeout, write=settings.read_timeout, pool=5.0
+    )
+    headers = {"Accept-Encoding": "identity", "User-Agent": "lume-services"}
+    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            _check_scheme(url, settings.allow_http)
+            try:
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers.get("location", ""))
+                        continue
+                    if response.status_code != 200:
+                        raise DownloadError(url, f"the server answered HTTP {response.status_code}")
+                    return _save(response, url, dest_dir, settings, deadline, progress)
+            except httpx.TimeoutException:
+                raise DownloadError(url, "the server stopped sending (timeout)") from None
+            except httpx.HTTPError as exc:
+                raise DownloadError(url, f"{type(exc).__name__}: {exc}") from None
+    raise DownloadError(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+def _check_scheme(url: str, allow_http: bool) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "https" or (scheme == "http" and allow_http):
+        return
+    raise DownloadError(url, f"redirected to a refused scheme {scheme!r} (only https is accepted)")
+
+
+def _save(
+    response: httpx.Response,
+    url: str,
+    dest_dir: Path,
+    settings: EnvironmentSettings,
+    deadline: float,
+    progress: Optional[Progress],
+) -> Downloaded:
+    length = response.headers.get("content-length")
+    total = int(length) if length and length.isdigit() else None
+    if total is not None and total > settings.max_download_bytes:
+        raise DownloadError(url, f"it is {total} bytes, over the {settings.max_download_bytes}-byte limit")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > settings.max_download_bytes:
+                    raise DownloadError(url, f"it exceeded the {settings.max_download_bytes}-byte limit")
+                if time.monotonic() > deadline:
+                    raise DownloadError(url, f"it took longer than {settings.download_deadline:g} s")
+                digest.update(chunk)
+                out.write(chunk)
+                if progress is not None:
+                    progress(size, total)
+        if total is not None and size != total:
+            raise DownloadError(url, f"the server sent {size} of {total} bytes")
+        return Downloaded(path=Path(name), sha256=digest.hexdigest(), size=size)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,152 @@
+"""Registering a released package as a deployment: the store_deployment pipeline.
+
+source -> fetch (content-addressed) -> inspect (no code runs) -> isolated
+environment (uv, one per sha256) -> load the flow in that environment's
+subprocess -> register with Prefect -> one transaction writing the deployment
+and flow rows. Rows are written last, so a failure at any step leaves no
+deployment or flow row; the error names the step. Re-running after fixing
+the cause succeeds, and storing the same artifact again returns the
+existing deployment without reinstalling anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any, Optional
+
+from lume_services.environment.inspect import inspect_archive, valid_image
+from lume_services.environment.runner import describe_flow
+from lume_services.environment.sources import parse_source
+from lume_services.errors import DeploymentConflictError, LUMEServicesError, ValidationError
+from lume_services.services.models.records import DeploymentRecord
+from lume_services.services.scheduling.service import FlowRegistration
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, Optional[int], Optional[int]], None]
+
+
+@dataclass
+class Services:
+    """What the pipeline composes; built from the configured context by default."""
+
+    model_db: Any
+    store: Any
+    envs: Any
+    scheduling: Any
+
+    @classmethod
+    def from_context(cls) -> Services:
+        from lume_services import config
+
+        ctx = config.get_context()
+        return cls(
+            ctx.model_db_service(), ctx.artifact_store(), ctx.environment_manager(), ctx.scheduling_service()
+        )
+
+
+@contextmanager
+def step(name: str, progress: Optional[Progress]) -> Iterator[None]:
+    """Name the pipeline step in any error raised inside it."""
+    if progress is not None:
+        progress(name, None, None)
+    try:
+        yield
+    except LUMEServicesError as exc:
+        exc.step = name  # type: ignore[attr-defined]
+        exc.add_note(f"store_deployment stopped at step {name!r}; no deployment or flow was recorded.")
+        raise
+
+
+def store_deployment(
+    services: Services,
+    *,
+    model_id: int,
+    source_path: Any,
+    project_name: str,
+    is_live: bool = True,
+    image: Optional[str] = None,
+    expected_sha256: Optional[str] = None,
+    progress: Optional[Progress] = None,
+) -> DeploymentRecord:
+    svc, settings = services.model_db, services.store.settings
+    with step("check project", progress):
+        svc.get_project(project_name=project_name)
+        if image is not None and not (isinstance(image, str) and valid_image(image)):
+            raise ValidationError(
+                "image", image, "expected a container image reference like registry/name:tag"
+            )
+    with step("fetch", progress):
+        source = parse_source(source_path, allow_http=settings.allow_http)
+        download = (lambda done, total: progress("fetch", done, total)) if progress else None
+        artifact = services.store.put(source, expected_sha256=expected_sha256, progress=download)
+    with step("inspect", progress):
+        info = inspect_archive(artifact.path, settings)
+        info.check_python(services.envs.python_version)
+    existing = _existing(svc, services.envs, model_id, info.version, artifact.sha256, is_live)
+    if existing is not None:
+        return existing
+    with step("install", progress):
+        env = services.envs.ensure(artifact, [f"prefect=={installed_version('prefect')}"])
+    with step("load flow", progress):
+        described = describe_flow(
+            env.python, info.import_name, home=services.envs.home,
+            timeout=settings.describe_timeout, package=f"{info.name} {info.version}",
+        )  # fmt: skip
+    registration = FlowRegistration(
+        model_id=model_id, version=info.version, project_name=project_name,
+        flow_name=described["flow_name"], entrypoint=described["entrypoint"], environment=env.path,
+        parameter_schema=described["parameters"], image=image or info.image,
+        description=f"{info.name} {info.version} (sha256 {artifact.sha256})",
+    )  # fmt: skip
+    with step("register", progress):
+        flow_id = services.scheduling.register_flow(registration)
+    with step("record", progress):
+        deployment_id = _record(services, registration, info, artifact, source, flow_id, is_live)
+    return svc.get_deployment(deployment_id=deployment_id)
+
+
+def _existing(
+    svc: Any, envs: Any, model_id: int, version: str, sha256: str, is_live: bool
+) -> Optional[DeploymentRecord]:
+    """The stored deployment of this exact artifact, if complete; conflicts raise."""
+    found = svc.get_deployments(model_id=model_id, version=version)
+    if not found:
+        return None
+    deployment = found[0]
+    if deployment.sha256 != sha256:
+        raise DeploymentConflictError(model_id, version, deployment.sha256, sha256)
+    loaded = svc.load_deployment(model_id=model_id, deployment_id=deployment.deployment_id)
+    if loaded.flow is None or envs.get(sha256) is None:
+        return None  # incomplete (e.g. environment removed): finish the registration
+    if is_live and not deployment.is_live:
+        return svc.set_live(deployment.deployment_id)
+    return deployment
+
+
+def _record(
+    services: Services,
+    reg: FlowRegistration,
+    info: Any,
+    artifact: Any,
+    source: Any,
+    flow_id: str,
+    is_live: bool,
+) -> int:
+    svc = services.model_db
+    recorded_source = source.original if source.kind == "url" else Path(source.path).as_uri()
+    try:
+        deployment_id, _ = svc.store_deployment_with_flow(
+            model_id=reg.model_id, version=info.version, source=recorded_source, sha256=artifact.sha256,
+            package_import_name=info.import_name, image=reg.image, is_live=is_live,
+            flow_id=flow_id, flow_name=reg.flow_name, project_name=reg.project_name,
+        )  # fmt: skip
+    except Exception:
+        if not svc.get_flows(flow_id=flow_id):  # ours and unrecorded: undo it
+            services.scheduling.delete_flow(flow_id)
+        raise
+    return deployment_id

@@ -1,0 +1,1 @@
+"""Scheduling on Prefect 3: the only part of lume-services that imports prefect."""

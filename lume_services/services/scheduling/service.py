@@ -1,0 +1,187 @@
+"""SchedulingService: projects and flow registration on Prefect 3.
+
+A project is a work queue in one shared work pool (``LUME_PREFECT__POOL_NAME``)
+plus the tag ``project:<name>``. A registry deployment becomes one Prefect
+deployment, named ``<project>-<model_id>-<version>`` so that no two versions
+ever share (and overwrite) one; its id is what the ``flow`` table stores.
+On a process pool the job runs ``<environment>/bin/python -m prefect.engine``,
+so the flow executes in the deployment's own environment; on docker or
+kubernetes pools the job runs the deployment's ``image``.
+
+Prefect reads its settings when first imported: unless ``PREFECT_API_URL``
+or ``PREFECT_HOME`` is set, this module points ``PREFECT_HOME`` at
+``$LUME_HOME/prefect`` before importing it, so nothing is written elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+from uuid import UUID
+
+from lume_services.errors import RegistrationError, SchedulingError
+from lume_services.services.scheduling.settings import PrefectSettings
+
+
+@dataclass(frozen=True)
+class FlowRegistration:
+    """What store_deployment gives the scheduler about one deployment."""
+
+    model_id: int
+    version: str
+    project_name: str
+    flow_name: str
+    entrypoint: str  # module path "pkg.module.function"
+    environment: Path
+    parameter_schema: dict[str, Any]
+    image: Optional[str] = None
+    description: Optional[str] = None
+
+
+def prepare_prefect_environment(settings: PrefectSettings, home: Path) -> None:
+    """Point Prefect at the configured API or at LUME_HOME, before it is imported."""
+    if not settings.api_url and not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
+        os.environ["PREFECT_HOME"] = str(home / "prefect")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A first start migrates a fresh SQLite database: 10-20 s on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+class SchedulingService:
+    def __init__(self, settings: PrefectSettings, *, home: Path, backend: str = "local") -> None:
+        self.settings = settings
+        self.home = home
+        self.backend = backend
+        prepare_prefect_environment(settings, home)
+
+    def __repr__(self) -> str:
+        return f"SchedulingService(pool={self.settings.pool_name!r}, backend={self.backend!r})"
+
+    @property
+    def pool_name(self) -> str:
+        return self.settings.pool_name
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        updates = {PREFECT_API_URL: self.settings.api_url} if self.settings.api_url else {}
+        with temporary_settings(updates=updates), get_client(sync_client=True) as client:
+            yield client
+
+    # -- projects -------------------------------------------------------------
+
+    def create_project(self, name: str, description: Optional[str] = None) -> str:
+        """Create (or find) the project's work queue; returns the queue id. Idempotent."""
+        from prefect.exceptions import ObjectAlreadyExists
+
+        try:
+            with self._client() as client:
+                self._ensure_pool(client)
+                try:
+                    queue = client.create_work_queue(
+                        name=name, description=description, work_pool_name=self.pool_name
+                    )
+                except ObjectAlreadyExists:
+                    queue = client.read_work_queue_by_name(name, work_pool_name=self.pool_name)
+                    if description is not None and queue.description != description:
+                        client.update_work_queue(queue.id, description=description)
+                return str(queue.id)
+        except SchedulingError:
+            raise
+        except Exception as exc:
+            raise RegistrationError(f"project {name!r}", _reason(exc)) from exc
+
+    def _ensure_pool(self, client: Any) -> None:
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+        try:
+            client.read_work_pool(self.pool_name)
+            return
+        except ObjectNotFound:
+            pass
+        if self.backend != "local":
+            raise RegistrationError(
+                f"work pool {self.pool_name!r}",
+                f"it does not exist; create it with `prefect work-pool create {self.pool_name} "
+                f"--type {self.backend}` (needs the prefect-{self.backend} package)",
+            )
+        from prefect.workers.process import ProcessWorker
+
+        pool = WorkPoolCreate(
+            name=self.pool_name, type="process", description="lume-services models",
+            base_job_template=ProcessWorker.get_default_base_job_template(),
+        )  # fmt: skip
+        try:
+            client.create_work_pool(pool)
+        except ObjectAlreadyExists:
+            pass
+
+    # -- deployments ----------------------------------------------------------
+
+    def deployment_name(self, reg: FlowRegistration) -> str:
+        return f"{reg.project_name}-{reg.model_id}-{reg.version}"
+
+    def job_variables(self, reg: FlowRegistration) -> dict[str, Any]:
+        if self.backend == "local":
+            return {"command": f"{reg.environment / 'bin' / 'python'} -m prefect.engine"}
+        if not reg.image:
+            raise RegistrationError(
+                f"flow {reg.flow_name!r}",
+                f"the {self.backend} backend runs images, and the deployment has none",
+            )
+        return {"image": reg.image}
+
+    def register_flow(self, reg: FlowRegistration) -> str:
+        """Create or update the Prefect deployment of ``reg``; returns its id."""
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            with self._client() as client:
+                try:
+                    client.read_work_queue_by_name(reg.project_name, work_pool_name=self.pool_name)
+                except ObjectNotFound:
+                    raise RegistrationError(
+                        f"flow {reg.flow_name!r}",
+                        f"project {reg.project_name!r} has no work queue in pool {self.pool_name!r}; "
+                        f"run scheduling_service.create_project({reg.project_name!r}) first",
+                    ) from None
+                flow_id = client.create_flow_from_name(reg.flow_name)
+                deployment_id = client.create_deployment(
+                    flow_id=flow_id, name=self.deployment_name(reg), version=reg.version,
+                    entrypoint=reg.entrypoint, work_pool_name=self.pool_name,
+                    work_queue_name=reg.project_name, tags=[f"project:{reg.project_name}"],
+                    parameter_openapi_schema=reg.parameter_schema, enforce_parameter_schema=True,
+                    job_variables=self.job_variables(reg), pull_steps=[], description=reg.description,
+                )  # fmt: skip
+                return str(deployment_id)
+        except SchedulingError:
+            raise
+        except Exception as exc:
+            raise RegistrationError(f"flow {reg.flow_name!r}", _reason(exc)) from exc
+
+    def delete_flow(self, deployment_id: str) -> None:
+        """Remove a Prefect deployment (used to undo a registration)."""
+        from prefect.exceptions import ObjectNotFound
+
+        with self._client() as client:
+            try:
+                client.delete_deployment(UUID(deployment_id))
+            except ObjectNotFound:
+                pass
+
+    def read_flow(self, deployment_id: str) -> Any:
+        """The Prefect deployment (for inspection and tests)."""
+        with self._client() as client:
+            return client.read_deployment(UUID(deployment_id))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
