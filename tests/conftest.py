@@ -162,3 +162,22 @@ def _reset_config():
         config.context.close()
     config.context = None
     config._settings = None
+
+
+@pytest.fixture(scope="session")
+def uv_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uv cache for the session, so environments after the first install warm."""
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` on loopback for the whole session."""
+    from prefect_server import start_prefect_server
+
+    try:
+        server = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
+    except RuntimeError as exc:  # Prefect is a dependency: never a skip
+        pytest.fail(f"prefect server failed to start: {exc}", pytrace=False)
+    yield server
+    server.stop()

@@ -134,3 +134,64 @@ def _set_live_message(live: DeploymentRecord, demoted: Optional[DeploymentRecord
         f"{head} is now live; deployment {demoted.deployment_id} "
         f"(version {demoted.version!r}) is no longer live."
     )
+
+
+@deployments.command("create")
+@click.argument("source")
+@click.option("--model-id", type=ID, required=True, metavar="ID", help="The model this is a release of.")
+@click.option("--project", "project_name", required=True, help="The project (see `projects list`).")
+@click.option("--image", default=None, help="Container image that runs the flow (default: from the package).")
+@click.option(
+    "--sha256", "expected_sha256", default=None, help="Refuse the artifact unless it has this sha256."
+)
+@click.option(
+    "--live/--not-live", "is_live", default=True, show_default=True, help="Make it the live deployment."
+)
+@json_option
+@handle_errors
+def create(
+    source: str, model_id: int, project_name: str, image: Optional[str], expected_sha256: Optional[str],
+    is_live: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Register SOURCE (https/file URL, .tar.gz/.whl path or project directory) as a deployment.
+
+    The package is fetched, inspected without running it, installed into its
+    own environment, its flow loaded there and registered with Prefect; the
+    deployment and flow rows are written only if every step succeeds.
+    """
+    from lume_services.models import Model
+
+    get_service()  # configures; errors here are configuration errors
+    model = Model(model_id=model_id)
+    record = model.store_deployment(
+        source, project_name=project_name, is_live=is_live, image=image,
+        expected_sha256=expected_sha256, progress=_Progress(),
+    )  # fmt: skip
+    if as_json:
+        print_json({"deployment": dump(record), "flow": dump(model.deployment.flow)})
+        return
+    flow = model.deployment.flow
+    click.echo(
+        f"Deployment {record.deployment_id}: model {record.model_id} version {record.version!r} "
+        f"(sha256 {record.sha256[:12]}...), flow {flow.flow_name!r} registered as {flow.flow_id}"
+        f"{' and live' if record.is_live else ''}."
+    )
+
+
+class _Progress:
+    """Step lines on stderr, and download progress when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = click.get_text_stream("stderr").isatty()
+        self.last = ""
+
+    def __call__(self, step: str, done: Optional[int], total: Optional[int]) -> None:
+        if done is None:
+            if self.tty and self.last == "fetch-bytes":
+                click.echo(err=True)
+            click.echo(f"-> {step}", err=True)
+            self.last = step
+        elif self.tty:
+            size = f"{done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
+            click.echo(f"\r   downloaded {size}", err=True, nl=False)
+            self.last = "fetch-bytes"

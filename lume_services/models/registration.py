@@ -75,7 +75,7 @@ def store_deployment(
 ) -> DeploymentRecord:
     svc, settings = services.model_db, services.store.settings
     with step("check project", progress):
-        svc.get_project(project_name=project_name)
+        project = svc.get_project(project_name=project_name)
         if image is not None and not (isinstance(image, str) and valid_image(image)):
             raise ValidationError(
                 "image", image, "expected a container image reference like registry/name:tag"
@@ -104,6 +104,8 @@ def store_deployment(
         description=f"{info.name} {info.version} (sha256 {artifact.sha256})",
     )  # fmt: skip
     with step("register", progress):
+        # The registry's project table is the source of truth; its queue follows it.
+        services.scheduling.create_project(project_name, description=project.description)
         flow_id = services.scheduling.register_flow(registration)
     with step("record", progress):
         deployment_id = _record(services, registration, info, artifact, source, flow_id, is_live)

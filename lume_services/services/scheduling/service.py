@@ -102,10 +102,18 @@ class SchedulingService:
         from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
         try:
-            client.read_work_pool(self.pool_name)
-            return
+            pool = client.read_work_pool(self.pool_name)
         except ObjectNotFound:
-            pass
+            pool = None
+        if pool is not None:
+            wanted = "process" if self.backend == "local" else self.backend
+            if pool.type != wanted:
+                raise RegistrationError(
+                    f"work pool {self.pool_name!r}",
+                    f"it is a {pool.type!r} pool but LUME_BACKEND={self.backend!r} needs a {wanted!r} pool; "
+                    "set LUME_PREFECT__POOL_NAME to a pool of that type",
+                )
+            return
         if self.backend != "local":
             raise RegistrationError(
                 f"work pool {self.pool_name!r}",

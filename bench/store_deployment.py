@@ -1,0 +1,147 @@
+"""Benchmark: Model.store_deployment against a bare `uv venv` + `uv pip install`.
+
+Prints, measured side by side in one run on this machine:
+  * cold store_deployment of examples/my-model (an sdist with numpy and
+    prefect dependencies; nothing of it in LUME_HOME yet) against a bare
+    `uv venv` + `uv pip install` of the same archive, both with the same uv
+    cache state -- once with a cold (empty) uv cache, once with a warm one;
+  * a warm re-store of the same artifact (goal: under 0.5 s);
+  * metadata inspection time per archive kind (wheel, hatchling sdist,
+    setuptools sdist, legacy setup.py sdist).
+Prefect runs in its ephemeral mode, started before anything is timed.
+
+    .venv/bin/python bench/store_deployment.py [--repeat N] [--skip-cold-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "my-model"
+sys.path.insert(0, str(ROOT / "tests"))  # the package builders used by the tests
+
+
+def uv() -> str:
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+def build_sdist(out: Path) -> Path:
+    subprocess.run([uv(), "build", "--sdist", "--out-dir", str(out), str(SAMPLE)], check=True, capture_output=True)
+    return next(out.glob("*.tar.gz"))
+
+
+def bare_install(archive: Path, work: Path, cache: Path) -> float:
+    env = {**os.environ, "UV_CACHE_DIR": str(cache)}
+    target = Path(tempfile.mkdtemp(dir=work, prefix="bare-"))
+    started = time.perf_counter()
+    subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(target)], check=True, env=env)
+    subprocess.run(
+        [uv(), "pip", "install", "--quiet", "--python", str(target / "bin" / "python"), str(archive),
+         f"prefect=={installed_version('prefect')}"],
+        check=True, env=env,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def registry(home: Path, cache: Path):
+    """A fresh embedded registry in ``home`` using uv cache ``cache``, Prefect started."""
+    from lume_services import config
+    from lume_services.models import Model
+
+    os.environ["LUME_HOME"] = str(home)
+    os.environ["LUME_ENVIRONMENT__UV_CACHE_DIR"] = str(cache)
+    ctx = config.configure()
+    model = Model.create_model(author="bench", laboratory="slac", facility="lcls", beampath="cu_hxr",
+                               description=f"bench {home.name}")  # fmt: skip
+    ctx.model_db_service().store_project(project_name="bench", description="benchmark")
+    ctx.scheduling_service().create_project("bench")
+    return model
+
+
+def timed_store(model, archive: Path) -> float:
+    started = time.perf_counter()
+    model.store_deployment(str(archive), project_name="bench")
+    return time.perf_counter() - started
+
+
+def cold_pair(archive: Path, work: Path, cache: Path, prefect_home: Path) -> tuple[float, float]:
+    home = Path(tempfile.mkdtemp(dir=work, prefix="home-"))
+    model = registry(home, cache)
+    ours = timed_store(model, archive)
+    return ours, bare_install(archive, work, cache)
+
+
+def inspection_times(work: Path) -> dict[str, float]:
+    from packages import build, write_project
+
+    from lume_services.environment.inspect import inspect_archive
+    from lume_services.environment.settings import EnvironmentSettings
+
+    kinds = {}
+    for backend in ("hatchling", "setuptools", "legacy"):
+        project = write_project(work / "inspect", backend=backend, dist="my-model", package="my_model")
+        kinds[f"{backend} sdist"] = build(project, work / "inspect-dist", "sdist")
+        if backend == "hatchling":
+            kinds["wheel"] = build(project, work / "inspect-dist", "wheel")
+    settings, times = EnvironmentSettings(), {}
+    for kind, path in kinds.items():
+        samples = []
+        for _ in range(50):
+            started = time.perf_counter()
+            inspect_archive(path, settings)
+            samples.append(time.perf_counter() - started)
+        times[kind] = statistics.median(samples)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="cold runs per cache state (median reported)")
+    parser.add_argument("--skip-cold-cache", action="store_true", help="skip the empty-uv-cache runs (network)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lume-bench-"))
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
+    try:
+        archive = build_sdist(work / "dist")
+        rows = []
+        warm_cache = work / "uv-cache-warm"
+        bare_install(archive, work, warm_cache)  # fill the warm cache
+        states = [("warm uv cache", lambda i: warm_cache)]
+        if not args.skip_cold_cache:
+            states.insert(0, ("cold uv cache", lambda i: work / f"uv-cache-cold-{i}"))
+        for label, cache_for in states:
+            pairs = [cold_pair(archive, work, cache_for(i), work / "prefect") for i in range(args.repeat)]
+            ours, bare = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+            rows.append((f"cold store_deployment, {label}", ours, bare))
+        model = registry(Path(tempfile.mkdtemp(dir=work, prefix="home-")), warm_cache)
+        timed_store(model, archive)
+        warm = statistics.median(timed_store(model, archive) for _ in range(5))
+        inspect = inspection_times(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'measurement':48} {'ours (s)':>10} {'bare uv (s)':>12} {'ratio':>7}")
+    for label, ours, bare in rows:
+        print(f"{label:48} {ours:10.2f} {bare:12.2f} {ours / bare:7.2f}")
+    print(f"{'warm re-store of the same artifact':48} {warm:10.3f}")
+    for kind, seconds in inspect.items():
+        print(f"{'inspect ' + kind:48} {seconds * 1000:9.2f} ms")
+    print()
+    for label, ours, bare in rows:
+        print(f"ratio {label} vs bare uv venv + install: {ours / bare:.2f}x (goal <= 1.3x)")
+    print(f"warm re-store: {warm:.3f} s (goal < 0.5 s)")
+
+
+if __name__ == "__main__":
+    main()

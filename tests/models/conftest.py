@@ -1,0 +1,90 @@
+"""Fixtures for store_deployment end to end: real packages, a loopback HTTP
+server, a real Prefect server and the registry on each database dialect."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+from packages import build, write_project
+
+from lume_services import config
+
+LONG_FLOW_NAME = "x" * 300  # Prefect accepts it; the registry's flow_name column does not
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real package archives, built once per session."""
+    root = tmp_path_factory.mktemp("packages")
+    out = root / "dist"
+    image = 'from my_model import __version__\nIMAGE = f"registry.example.org/slac/my-model:v{__version__}"\n'
+    good = write_project(root, dist="my-model", package="my_model", image_module=image)
+    changed = write_project(
+        root / "changed", dist="my-model", package="my_model", flow_name="fixture-flow-changed"
+    )
+    return {
+        "sdist": build(good, out, "sdist"),
+        "wheel": build(good, out, "wheel"),
+        "directory": good,
+        "legacy": build(
+            write_project(
+                root, dist="legacy-model", package="legacy_model", version="0.0.9", backend="legacy"
+            ),
+            out,
+        ),
+        "changed": build(changed, out),
+        "no_flow": build(write_project(root, dist="no-flow", package="no_flow", entry_points={}), out),
+        "bad_deps": build(
+            write_project(
+                root,
+                dist="bad-deps",
+                package="bad_deps",
+                dependencies=("lume-services-no-such-package-xyz==1.0",),
+            ),
+            out,
+        ),  # fmt: skip
+        "long_name": build(
+            write_project(root, dist="long-name", package="long_name", flow_name=LONG_FLOW_NAME), out
+        ),
+    }
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_base(artifacts: dict[str, Path]):
+    """A loopback HTTP server over the artifacts' directory; yields its base URL."""
+    directory = artifacts["sdist"].parent.parent
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", directory
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One LUME_HOME (artifact store and environments) for all end-to-end tests."""
+    return tmp_path_factory.mktemp("lume-home")
+
+
+@pytest.fixture
+def registry(model_db, prefect_server, shared_home, uv_cache_dir, monkeypatch):
+    """configure() against this test's database, the Prefect server and the shared home."""
+    for name in ("LUME_MODEL_DB__HOST", "LUME_MODEL_DB__PORT", "LUME_MODEL_DB__USER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LUME_HOME", str(shared_home))
+    monkeypatch.setenv("LUME_MODEL_DB__URL", model_db.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("LUME_PREFECT__API_URL", prefect_server.url)
+    monkeypatch.setenv("LUME_ENVIRONMENT__UV_CACHE_DIR", str(uv_cache_dir))
+    monkeypatch.setenv("LUME_ENVIRONMENT__ALLOW_HTTP", "true")
+    return config.configure()
