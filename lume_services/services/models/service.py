@@ -17,6 +17,7 @@ per (model, version)" hold under concurrent writers.
 
 from __future__ import annotations
 
+from lume_services.services.models.bulk import BulkOps
 from lume_services.services.models.deployment_ops import DeploymentOps
 from lume_services.services.models.flow_ops import FlowOps
 from lume_services.services.models.model_ops import ModelOps
@@ -24,5 +25,5 @@ from lume_services.services.models.model_ops import ModelOps
 __all__ = ["ModelDBService"]
 
 
-class ModelDBService(ModelOps, DeploymentOps, FlowOps):
+class ModelDBService(ModelOps, DeploymentOps, FlowOps, BulkOps):
     """Store and query models, deployments, projects, flows and compositions."""

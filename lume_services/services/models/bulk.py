@@ -1,0 +1,702 @@
+"""Bulk import and export: many rows per transaction, validated like single stores.
+
+Records are plain mappings with a ``kind`` (``header``, ``project``,
+``model``, ``deployment``, ``flow``, ``flow_of_flows``) and the fields of
+that kind, as :meth:`BulkOps.export_records` writes them. Ids and
+timestamps are optional on import: given, they are kept (an export imported
+into an empty registry reproduces it exactly); left out, they are assigned
+as by ``store_model`` / ``store_deployment``.
+
+Consecutive records of one kind form a batch of at most ``batch_size``;
+each batch is validated completely before any SQL runs (with the same
+checks as the single stores: :mod:`validation`) and then written in one
+transaction with a constant number of statements, whatever its size. The
+rules of the single stores hold per record, in order: an identical row again
+is kept as it is, a contradicting one raises the same
+:class:`~lume_services.errors.ConflictError` subclass and the batch writes
+nothing; earlier batches stay committed. Within a batch, the last record
+that makes a deployment live wins, as in a sequence of ``store_deployment``
+calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import groupby, islice
+from typing import Any, Optional
+
+from sqlalchemy import Table, func, insert, or_, select, text, true, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lume_services.errors import (
+    ConflictError,
+    DeploymentConflictError,
+    DeploymentNotFoundError,
+    FlowAlreadyExistsError,
+    FlowNotFoundError,
+    ModelNotFoundError,
+    ProjectAlreadyExistsError,
+    ProjectNotFoundError,
+    ValidationError,
+)
+from lume_services.services.models.db.revision import SCHEMA_REVISION
+from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project, utcnow
+from lume_services.services.models.queries import MODEL_FIELDS, normalise_steps, same_composition
+from lume_services.services.models.unit_of_work import ServiceBase
+from lume_services.services.models.validation import check_value, check_values, normalize_sha256
+
+__all__ = ["BulkOps", "EXPORT_FORMAT", "EXPORT_VERSION", "KINDS"]
+
+EXPORT_FORMAT = "lume-services-registry"
+EXPORT_VERSION = 1
+DEFAULT_BATCH = 1000
+MAX_BATCH = 5000  # 5 identity fields per model stay below every driver's parameter limit
+KINDS = ("header", "project", "model", "deployment", "flow", "flow_of_flows")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "header": ("format", "version", "schema_revision", "exported_at", "counts"),
+    "project": ("project_name", "description"),
+    "model": ("model_id", "created", *MODEL_FIELDS),
+    "deployment": (
+        "deployment_id",
+        "model_id",
+        "version",
+        "deploy_date",
+        "package_import_name",
+        "asset_dir",
+        "source",
+        "sha256",
+        "image",
+        "is_live",
+    ),
+    "flow": ("flow_id", "flow_name", "project_name", "deployment_id"),
+    "flow_of_flows": ("parent_flow_id", "flow_name", "project_name", "composing_flows"),
+}
+Row = dict[str, Any]
+Numbered = tuple[int, Mapping[str, Any]]
+
+
+class BulkOps(ServiceBase):
+    """Mixin of ModelDBService: store_models, store_deployments, import_records, export_records."""
+
+    # -- public ---------------------------------------------------------------
+
+    def store_models(
+        self, models: Iterable[Mapping[str, Any]], *, batch_size: int = DEFAULT_BATCH
+    ) -> list[int]:
+        """Store many models (the five fields, optionally model_id and created); ids in input order.
+
+        Each model is get-or-create, as with ``store_model``.
+        """
+        records = ({"kind": "model", **m} for m in models)
+        return [i for _, ids in self._import(records, batch_size, None) for i in ids]
+
+    def store_deployments(
+        self, deployments: Iterable[Mapping[str, Any]], *, batch_size: int = DEFAULT_BATCH
+    ) -> list[int]:
+        """Store many deployments (``store_deployment``'s arguments); ids in input order."""
+        records = ({"kind": "deployment", **d} for d in deployments)
+        return [i for _, ids in self._import(records, batch_size, None) for i in ids]
+
+    def import_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        progress: Optional[Callable[[str, int], None]] = None,
+    ) -> dict[str, int]:
+        """Import records batch by batch; returns how many records of each kind were imported.
+
+        ``progress(kind, n)`` is called after each committed batch of ``n``
+        records. Validation errors name the record by its position (1 = first).
+        """
+        counts = {kind: 0 for kind in KINDS}
+        for kind, ids in self._import(records, batch_size, progress):
+            counts[kind] += len(ids)
+        return counts
+
+    def export_records(self, *, batch_size: int = DEFAULT_BATCH) -> Iterator[dict[str, Any]]:
+        """The whole registry as records (header first), read in one consistent snapshot.
+
+        Order: projects, models, deployments, flows, then flows of flows
+        (each after the compositions it uses), so that importing the records
+        in order never refers to a row that is not there yet.
+        """
+        _check_batch_size(batch_size)
+        self._ensure_schema()
+        with _snapshot(self._model_db) as session:
+            counts = {kind: session.execute(stmt).scalar_one() for kind, stmt in _COUNTS.items()}
+            yield {
+                "kind": "header",
+                "format": EXPORT_FORMAT,
+                "version": EXPORT_VERSION,
+                "schema_revision": SCHEMA_REVISION,
+                "exported_at": datetime.now(UTC).isoformat(),
+                "counts": counts,
+            }
+            for kind in ("project", "model", "deployment", "flow"):
+                yield from _export_table(session, kind, batch_size)
+            yield from _export_compositions(session)
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _import(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        batch_size: int,
+        progress: Optional[Callable[[str, int], None]],
+    ) -> Iterator[tuple[str, list[Any]]]:
+        _check_batch_size(batch_size)
+        self._ensure_schema()
+        for kind, batch in _batches(records, batch_size):
+            rows = [_validate(number, kind, record) for number, record in batch]
+            ids = self._write_batch(kind, rows)
+            if progress is not None:
+                progress(kind, len(rows))
+            yield kind, ids
+
+    def _write_batch(self, kind: str, rows: list[Row]) -> list[Any]:
+        operation = f"import of {len(rows)} {kind} record(s)"
+
+        def work(session: Session) -> list[Any]:
+            return WRITERS[kind](session, rows)
+
+        try:
+            return self._model_db.transact(work, operation=operation)
+        except IntegrityError:
+            # A concurrent writer won a get-or-create race; its rows are visible now.
+            return self._write(operation, work)
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise ValidationError("batch_size", batch_size, f"must be an integer from 1 to {MAX_BATCH}")
+
+
+# -- batching and validation ------------------------------------------------------
+
+
+def _batches(records: Iterable[Mapping[str, Any]], size: int) -> Iterator[tuple[str, list[Numbered]]]:
+    """Consecutive records of one kind, at most ``size`` at a time, numbered from 1."""
+
+    def kind_of(item: Numbered) -> str:
+        number, record = item
+        if not isinstance(record, Mapping):
+            raise ValidationError(f"record {number}", record, "expected a mapping with a 'kind'")
+        kind = record.get("kind")
+        if kind not in KINDS:
+            raise ValidationError(f"kind (record {number})", kind, f"expected one of {', '.join(KINDS)}")
+        return kind
+
+    for kind, group in groupby(enumerate(records, start=1), key=kind_of):
+        while batch := list(islice(group, size)):
+            yield kind, batch
+
+
+def _validate(number: int, kind: str, record: Mapping[str, Any]) -> Row:
+    unknown = set(record) - {"kind", *FIELDS[kind]}
+    try:
+        if unknown:
+            raise ValidationError(
+                "fields", sorted(unknown), f"unknown for a {kind}; allowed: {', '.join(FIELDS[kind])}"
+            )
+        return VALIDATORS[kind](record)
+    except ValidationError as exc:
+        raise ValidationError(f"{exc.field} (record {number})", exc.value, exc.problem) from None
+
+
+def _optional(row: Row, record: Mapping[str, Any], table: Any, field: str) -> None:
+    if record.get(field) is not None:
+        row[field] = check_value(table, field, record[field])
+
+
+def _timestamp(row: Row, record: Mapping[str, Any], field: str) -> None:
+    """A given timestamp (aware datetime or ISO 8601 text with an offset), else now."""
+    value = record.get(field)
+    if value is None:
+        row[field] = utcnow()
+        return
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(field, value, "expected an ISO 8601 timestamp") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(field, value, "expected a timestamp with a UTC offset, e.g. '...+00:00'")
+    row[field] = value.astimezone(UTC)
+
+
+def _header(record: Mapping[str, Any]) -> Row:
+    if record.get("format") != EXPORT_FORMAT or record.get("version") != EXPORT_VERSION:
+        raise ValidationError(
+            "header",
+            {"format": record.get("format"), "version": record.get("version")},
+            f"this lume-services reads format {EXPORT_FORMAT!r} version {EXPORT_VERSION}",
+        )
+    return {}
+
+
+def _project(record: Mapping[str, Any]) -> Row:
+    return check_values(Project, {f: record.get(f) for f in FIELDS["project"]})
+
+
+def _model(record: Mapping[str, Any]) -> Row:
+    row = check_values(Model, {f: record.get(f) for f in MODEL_FIELDS})
+    _optional(row, record, Model, "model_id")
+    _timestamp(row, record, "created")
+    return row
+
+
+def _deployment(record: Mapping[str, Any]) -> Row:
+    fields = ("model_id", "version", "source", "package_import_name", "image", "asset_dir")
+    row = check_values(Deployment, {f: record.get(f) for f in fields})
+    row["is_live"] = check_value(Deployment, "is_live", record.get("is_live", False))
+    row["sha256"] = normalize_sha256(record.get("sha256"))
+    _optional(row, record, Deployment, "deployment_id")
+    _timestamp(row, record, "deploy_date")
+    return row
+
+
+def _flow(record: Mapping[str, Any]) -> Row:
+    if record.get("deployment_id") is None:
+        raise ValidationError(
+            "deployment_id",
+            None,
+            "a flow belongs to a deployment; composite flows are 'flow_of_flows' records",
+        )
+    return check_values(Flow, {f: record.get(f) for f in FIELDS["flow"]})
+
+
+def _flow_of_flows(record: Mapping[str, Any]) -> Row:
+    parent = check_values(
+        Flow,
+        {
+            "flow_id": record.get("parent_flow_id"),
+            "flow_name": record.get("flow_name"),
+            "project_name": record.get("project_name"),
+        },
+    )
+    raw = record.get("composing_flows")
+    step_ids: list[Optional[int]] = []
+    if isinstance(raw, list):  # exported steps carry their row id: keep it, check it like a store would
+        raw = [dict(s) if isinstance(s, Mapping) else s for s in raw]
+        for step in raw:
+            sid = step.pop("id", None) if isinstance(step, dict) else None
+            step_ids.append(None if sid is None else check_value(FlowOfFlows, "id", sid))
+    steps = normalise_steps(raw)  # type: ignore[arg-type]
+    if parent["flow_id"] in {s["flow_id"] for s in steps}:
+        raise ValidationError("composing_flows", parent["flow_id"], "a flow of flows cannot contain itself")
+    for step, sid in zip(steps, step_ids):
+        if sid is not None:
+            step["id"] = sid
+    return {**parent, "steps": steps}
+
+
+VALIDATORS: dict[str, Callable[[Mapping[str, Any]], Row]] = {
+    "header": _header,
+    "project": _project,
+    "model": _model,
+    "deployment": _deployment,
+    "flow": _flow,
+    "flow_of_flows": _flow_of_flows,
+}
+
+
+# -- writing: a constant number of statements per batch ------------------------------
+
+
+def _ids_by_key(
+    session: Session, pk: Any, columns: list[Any], keys: Iterable[tuple[Any, ...]]
+) -> dict[Any, int]:
+    """{unique key: id} for the rows with these keys (one SELECT)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    stmt = select(pk, *columns).where(tuple_(*columns).in_(wanted))
+    return {tuple(found[1:]): found[0] for found in session.execute(stmt)}
+
+
+def _insert_new(
+    session: Session, table: Table, pk: Any, columns: list[Any], rows: dict[Any, Row]
+) -> dict[Any, int]:
+    """Insert rows without ids (one executemany); read their ids back by their unique keys.
+
+    (RETURNING in parameter order would degrade to one INSERT per row on SQLite.)
+    """
+    if not rows:
+        return {}
+    session.execute(insert(table), list(rows.values()))
+    return _ids_by_key(session, pk, columns, rows)
+
+
+def _after_explicit_ids(session: Session, table: str, column: str) -> None:
+    """PostgreSQL sequences do not see explicit ids: move them past the largest (never back)."""
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = f"pg_get_serial_sequence('{table}', '{column}')"
+        session.execute(
+            text(
+                f"SELECT setval({sequence}, GREATEST(nextval({sequence}), "
+                f"(SELECT COALESCE(MAX({column}), 0) + 1 FROM {table})), false)"
+            )
+        )
+
+
+def _lock_models(session: Session, model_ids: Iterable[int]) -> None:
+    wanted = sorted(set(model_ids))
+    found = set(
+        session.execute(
+            select(Model.model_id)
+            .where(Model.model_id.in_(wanted))
+            .order_by(Model.model_id)
+            .with_for_update()
+        ).scalars()
+    )
+    missing = [m for m in wanted if m not in found]
+    if missing:
+        raise ModelNotFoundError({"model_id": missing[0]})
+
+
+def _write_header(session: Session, rows: list[Row]) -> list[None]:
+    return [None for _ in rows]
+
+
+def _write_projects(session: Session, rows: list[Row]) -> list[str]:
+    names = [r["project_name"] for r in rows]
+    stored = dict(
+        session.execute(
+            select(Project.project_name, Project.description).where(Project.project_name.in_(set(names)))
+        ).all()
+    )
+    new: dict[str, str] = {}
+    for row in rows:
+        name, description = row["project_name"], row["description"]
+        known = stored.get(name, new.get(name))
+        if known is None:
+            new[name] = description
+        elif known != description:
+            raise ProjectAlreadyExistsError(name, known, description)
+    if new:
+        session.execute(
+            insert(Project.__table__), [{"project_name": n, "description": d} for n, d in new.items()]
+        )
+    return names
+
+
+def _write_models(session: Session, rows: list[Row]) -> list[int]:
+    columns = [getattr(Model, f) for f in MODEL_FIELDS]
+    keys = [tuple(r[f] for f in MODEL_FIELDS) for r in rows]
+    by_key = _ids_by_key(session, Model.model_id, columns, keys)
+    ids_given = [r["model_id"] for r in rows if "model_id" in r]
+    key_of_id = {
+        i: tuple(m[f] for f in MODEL_FIELDS)
+        for i, m in _existing(session, Model, Model.model_id, ids_given).items()
+    }
+    new_explicit: list[Row] = []
+    pending: dict[tuple[Any, ...], Row] = {}  # new models without an id, by identity
+    for key, row in zip(keys, rows):
+        model_id, known = row.get("model_id"), by_key.get(key)
+        if model_id is None:
+            if known is None and key not in pending:
+                pending[key] = row
+            continue
+        if key_of_id.get(model_id) == key and known == model_id:
+            continue  # identical
+        if model_id in key_of_id:
+            raise ConflictError(
+                f"Model {model_id!r} already exists with other fields than {dict(zip(MODEL_FIELDS, key))!r}; "
+                "nothing was written. Import into an empty registry, or leave model_id out."
+            )
+        if known is not None or key in pending:
+            raise ConflictError(
+                f"The model {dict(zip(MODEL_FIELDS, key))!r} already exists as model {known!r}, not "
+                f"{model_id!r}; nothing was written. Leave model_id out to reuse the existing one."
+            )
+        key_of_id[model_id], by_key[key] = key, model_id
+        new_explicit.append(row)
+    if new_explicit:
+        session.execute(insert(Model.__table__), new_explicit)
+        _after_explicit_ids(session, "model", "model_id")
+    by_key.update(_insert_new(session, Model.__table__, Model.model_id, columns, pending))
+    return [by_key[key] for key in keys]
+
+
+def _existing(session: Session, entity: Any, pk: Any, ids: Sequence[Any]) -> dict[Any, Row]:
+    if not ids:
+        return {}
+    stmt = select(*entity.__table__.c).where(pk.in_(set(ids)))
+    return {row[pk.key]: dict(row) for row in session.execute(stmt).mappings()}
+
+
+def _write_deployments(session: Session, rows: list[Row]) -> list[int]:
+    _lock_models(session, (r["model_id"] for r in rows))
+    keys = [(r["model_id"], r["version"]) for r in rows]
+    known: dict[tuple[int, str], tuple[Optional[int], str]] = {
+        (m, v): (d, sha)
+        for d, m, v, sha in session.execute(
+            select(
+                Deployment.deployment_id, Deployment.model_id, Deployment.version, Deployment.sha256
+            ).where(tuple_(Deployment.model_id, Deployment.version).in_(set(keys)))
+        ).all()
+    }
+    by_id = _existing(
+        session,
+        Deployment,
+        Deployment.deployment_id,
+        [r["deployment_id"] for r in rows if "deployment_id" in r],
+    )
+    new: dict[tuple[int, str], Row] = {}
+    live: dict[int, tuple[int, str]] = {}
+    for key, row in zip(keys, rows):
+        given_id = row.get("deployment_id")
+        if key in known:
+            stored_id, sha = known[key]
+            if sha != row["sha256"]:
+                raise DeploymentConflictError(key[0], key[1], sha, row["sha256"])
+            if given_id is not None and given_id != stored_id:
+                raise ConflictError(
+                    f"Model {key[0]!r} already has version {key[1]!r} as deployment {stored_id!r}, "
+                    f"not {given_id!r}; nothing was written. Leave deployment_id out to keep the existing one."
+                )
+        elif given_id is not None and given_id in by_id:
+            other = by_id[given_id]
+            raise ConflictError(
+                f"Deployment {given_id!r} already exists as version {other['version']!r} of model "
+                f"{other['model_id']!r}; nothing was written. Import into an empty registry."
+            )
+        else:
+            known[key] = (given_id, row["sha256"])
+            new[key] = {**row, "is_live": False}
+        if row["is_live"]:
+            live[key[0]] = key
+    explicit = [r for r in new.values() if "deployment_id" in r]
+    if explicit:
+        session.execute(insert(Deployment.__table__), explicit)
+        _after_explicit_ids(session, "deployment", "deployment_id")
+    implicit = {k: r for k, r in new.items() if "deployment_id" not in r}
+    columns = [Deployment.model_id, Deployment.version]
+    for key, new_id in _insert_new(
+        session, Deployment.__table__, Deployment.deployment_id, columns, implicit
+    ).items():
+        known[key] = (new_id, known[key][1])
+    if live:
+        _make_live(session, list(live), [known[key][0] for key in live.values()])  # type: ignore[misc]
+    return [known[key][0] for key in keys]  # type: ignore[misc]
+
+
+def _make_live(session: Session, models: list[int], targets: list[int]) -> None:
+    """Each target becomes its model's live deployment (the models are locked)."""
+    session.execute(
+        update(Deployment)
+        .where(
+            Deployment.model_id.in_(models),
+            Deployment.is_live == true(),
+            Deployment.deployment_id.not_in(targets),
+        )
+        .values(is_live=False)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Deployment)
+        .where(Deployment.deployment_id.in_(targets), Deployment.is_live != true())
+        .values(is_live=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _require(
+    session: Session, column: Any, wanted: set[Any], error: Callable[[dict[str, Any]], Exception]
+) -> None:
+    found = set(session.execute(select(column).where(column.in_(wanted))).scalars())
+    missing = sorted(wanted - found)
+    if missing:
+        raise error({column.key: missing[0] if len(missing) == 1 else missing})
+
+
+def _write_flows(session: Session, rows: list[Row]) -> list[str]:
+    _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
+    deployments = {r["deployment_id"] for r in rows}
+    owners = dict(
+        session.execute(
+            select(Deployment.deployment_id, Deployment.model_id).where(
+                Deployment.deployment_id.in_(deployments)
+            )
+        ).all()
+    )
+    if deployments - set(owners):
+        raise DeploymentNotFoundError({"deployment_id": min(deployments - set(owners))})
+    _lock_models(session, owners.values())
+    flow_ids = {r["flow_id"] for r in rows}
+    stored = session.execute(
+        select(Flow.flow_id, Flow.deployment_id, Flow.flow_name, Flow.project_name).where(
+            or_(Flow.flow_id.in_(flow_ids), Flow.deployment_id.in_(deployments))
+        )
+    ).all()
+    by_id = {f.flow_id: (f.deployment_id, f.flow_name, f.project_name) for f in stored}
+    by_deployment = {f.deployment_id: f.flow_id for f in stored if f.deployment_id is not None}
+    new = []
+    for row in rows:
+        flow_id, deployment_id = row["flow_id"], row["deployment_id"]
+        definition = (deployment_id, row["flow_name"], row["project_name"])
+        if flow_id in by_id:
+            if by_id[flow_id] != definition:
+                d, n, p = by_id[flow_id]
+                raise FlowAlreadyExistsError(flow_id, f"for deployment {d!r} as {n!r} in project {p!r}")
+            continue
+        if deployment_id in by_deployment:
+            raise FlowAlreadyExistsError(
+                by_deployment[deployment_id],
+                f"for deployment {deployment_id!r} (one flow per deployment); delete it before registering another",
+            )
+        by_id[flow_id], by_deployment[deployment_id] = definition, flow_id
+        new.append({**row, "composite": False})
+    if new:
+        session.execute(insert(Flow.__table__), new)
+    return [r["flow_id"] for r in rows]
+
+
+def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
+    """Flows of flows in order: each step must exist already or be defined earlier."""
+    _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
+    parents = {r["flow_id"] for r in rows}
+    stored = {
+        f.flow_id: f
+        for f in session.execute(select(Flow).where(Flow.flow_id.in_(parents)).with_for_update()).scalars()
+    }
+    wanted = {s["flow_id"] for r in rows for s in r["steps"]}
+    available = set(session.execute(select(Flow.flow_id).where(Flow.flow_id.in_(wanted))).scalars())
+    new: dict[str, Row] = {}
+    for row in rows:
+        flow_id = row["flow_id"]
+        if flow_id in stored:
+            same_composition(session, stored[flow_id], row["flow_name"], row["project_name"], row["steps"])
+            continue
+        if flow_id in new:
+            if new[flow_id] != row:
+                raise FlowAlreadyExistsError(flow_id, "earlier in this import with another definition")
+            continue
+        missing = sorted({s["flow_id"] for s in row["steps"]} - available - set(new))
+        if missing:
+            raise FlowNotFoundError({"flow_id": missing})
+        new[flow_id] = row
+    if new:
+        session.execute(
+            insert(Flow.__table__),
+            [
+                {"flow_id": f, "flow_name": r["flow_name"], "project_name": r["project_name"]}
+                | {"deployment_id": None, "composite": True}
+                for f, r in new.items()
+            ],
+        )
+        steps = [
+            {
+                "parent_flow_id": f,
+                "position": i,
+                "flow_id": s["flow_id"],
+                "mapped_parameters": s["mapped_parameters"],
+            }
+            | ({"_id": s["id"]} if "id" in s else {})
+            for f, r in new.items()
+            for i, s in enumerate(r["steps"], start=1)
+        ]
+        explicit = [s for s in steps if "_id" in s]
+        if explicit:
+            session.execute(insert(FlowOfFlows.__table__), explicit)
+            _after_explicit_ids(session, "flow_of_flows", "_id")
+        implicit = [s for s in steps if "_id" not in s]
+        if implicit:
+            session.execute(insert(FlowOfFlows.__table__), implicit)
+    return [r["flow_id"] for r in rows]
+
+
+WRITERS: dict[str, Callable[[Session, list[Row]], list[Any]]] = {
+    "header": _write_header,
+    "project": _write_projects,
+    "model": _write_models,
+    "deployment": _write_deployments,
+    "flow": _write_flows,
+    "flow_of_flows": _write_compositions,
+}
+
+
+# -- export -------------------------------------------------------------------------
+
+EXPORTED = {
+    "project": Project.__table__,
+    "model": Model.__table__,
+    "deployment": Deployment.__table__,
+    "flow": Flow.__table__,
+}
+# How many records of each kind an export writes (one per line after the header).
+_COUNTS = {
+    **{kind: select(func.count()).select_from(table) for kind, table in EXPORTED.items()},
+    "flow": select(func.count()).select_from(Flow).where(Flow.composite == False),  # noqa: E712
+    "flow_of_flows": select(func.count()).select_from(Flow).where(Flow.composite == True),  # noqa: E712
+}
+
+
+@contextmanager
+def _snapshot(model_db: Any) -> Iterator[Session]:
+    """One read transaction that sees a single consistent state of the database."""
+    with model_db.engine.connect() as conn:
+        if model_db.dialect != "sqlite":  # SQLite (WAL) readers see a snapshot anyway
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with Session(bind=conn) as session, session.begin():
+            yield session
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def _export_table(session: Session, kind: str, batch_size: int) -> Iterator[dict[str, Any]]:
+    """Keyset pages in primary-key order; flows here are the non-composite ones."""
+    table = EXPORTED[kind]
+    pk = next(iter(table.primary_key.columns))
+    columns = [c for c in table.c if not (kind == "flow" and c.key == "composite")]
+    stmt = select(*columns).order_by(pk).limit(batch_size)
+    if kind == "flow":
+        stmt = stmt.where(table.c.composite == False)  # noqa: E712 - SQL, not Python
+    last = None
+    while True:
+        page = session.execute(stmt if last is None else stmt.where(pk > last)).mappings().all()
+        for row in page:
+            yield {"kind": kind, **_jsonable(row)}
+        if len(page) < batch_size:
+            return
+        last = page[-1][pk.key]
+
+
+def _export_compositions(session: Session) -> Iterator[dict[str, Any]]:
+    """Composite flows with their steps, each after the composites it uses."""
+    parents = {
+        f.flow_id: f
+        for f in session.execute(select(Flow).where(Flow.composite == True).order_by(Flow.flow_id)).scalars()  # noqa: E712
+    }
+    steps: dict[str, list[dict[str, Any]]] = {p: [] for p in parents}
+    for step in session.execute(
+        select(FlowOfFlows).order_by(FlowOfFlows.parent_flow_id, FlowOfFlows.position)
+    ).scalars():
+        steps[step.parent_flow_id].append(
+            {"id": step.id, "flow_id": step.flow_id, "mapped_parameters": step.mapped_parameters}
+        )
+    done: set[str] = set()
+
+    def emit(flow_id: str) -> Iterator[dict[str, Any]]:
+        done.add(flow_id)
+        for step in steps[flow_id]:
+            if step["flow_id"] in parents and step["flow_id"] not in done:
+                yield from emit(step["flow_id"])
+        parent = parents[flow_id]
+        yield {
+            "kind": "flow_of_flows",
+            "parent_flow_id": flow_id,
+            "flow_name": parent.flow_name,
+            "project_name": parent.project_name,
+            "composing_flows": steps[flow_id],
+        }
+
+    for flow_id in parents:
+        if flow_id not in done:
+            yield from emit(flow_id)
