@@ -79,3 +79,11 @@ CREATE TABLE flow_of_flows (
 CREATE INDEX ix_flow_of_flows_flow ON flow_of_flows (flow_id);
 
 INSERT INTO alembic_version (version_num) VALUES ('0001');
+
+-- Running upgrade 0001 -> 0002
+
+CREATE INDEX ix_deployment_model_id ON deployment (model_id, deployment_id);
+
+CREATE INDEX ix_model_facility_beampath ON model (facility, beampath, laboratory);
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';

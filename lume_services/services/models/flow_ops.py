@@ -232,12 +232,20 @@ class FlowOps(ServiceBase):
     def get_flow_of_flows(self, **filters: Any) -> list[FlowOfFlowsRecord]:
         """The steps of a composition (with their flows), in position order."""
         query = check_filters(FlowOfFlows, filters)
+        # With one parent, order by position alone: MariaDB cannot see that a text
+        # column compared with a parameter is constant, and would sort instead of
+        # reading the (parent_flow_id, position) index in order.
+        order = (
+            [FlowOfFlows.position]
+            if "parent_flow_id" in query
+            else [FlowOfFlows.parent_flow_id, FlowOfFlows.position]
+        )
         stmt = (
             select(FlowOfFlows)
             .join(FlowOfFlows.flow)
             .options(contains_eager(FlowOfFlows.flow))
             .filter_by(**query)
-            .order_by(FlowOfFlows.parent_flow_id, FlowOfFlows.position)
+            .order_by(*order)
         )
         rows = self._read("get_flow_of_flows", lambda s: all_records(s, stmt, FlowOfFlowsRecord))
         if not rows:

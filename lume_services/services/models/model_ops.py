@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -115,10 +115,11 @@ class ModelOps(ServiceBase):
     ) -> Page[ModelWithLive]:
         """A page of models, each with its live deployment, in one statement."""
         models = self._models_page(limit, after, search, filters).subquery()
+        # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
         stmt = (
             select(Model, Deployment)
             .join(models, Model.model_id == models.c.model_id)
-            .outerjoin(Deployment, and_(Deployment.model_id == Model.model_id, Deployment.is_live.is_(True)))
+            .outerjoin(Deployment, and_(Deployment.model_id == Model.model_id, Deployment.is_live == true()))
             .order_by(Model.model_id)
         )
 

@@ -113,6 +113,7 @@ class Model(Base):
     __tablename__ = "model"
     __table_args__ = (
         UniqueConstraint("author", "laboratory", "facility", "beampath", "description", name="_model_entry"),
+        Index("ix_model_facility_beampath", "facility", "beampath", "laboratory"),
         MYSQL_TABLE,
     )
 
@@ -139,6 +140,7 @@ class Deployment(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "version", name="_deployment_unique"),
         Index("ix_deployment_model_date", "model_id", "deploy_date", "deployment_id"),
+        Index("ix_deployment_model_id", "model_id", "deployment_id"),
         Index("ix_deployment_model_live", "model_id", "is_live"),
         Index("ix_deployment_sha256", "sha256"),
         MYSQL_TABLE,
