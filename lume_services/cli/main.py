@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lume_services import __version__
-from lume_services.cli import db, deployments, models, projects
+from lume_services.cli import db, deployments, models, projects, transfer
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +23,5 @@ cli.add_command(db.db)
 cli.add_command(models.models)
 cli.add_command(projects.projects)
 cli.add_command(deployments.deployments)
+cli.add_command(transfer.import_registry)
+cli.add_command(transfer.export_registry)
