@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from lume_services.environment.settings import EnvironmentSettings
@@ -48,7 +50,10 @@ def download(
         connect=settings.connect_timeout, read=settings.read_timeout, write=settings.read_timeout, pool=5.0
     )
     headers = {"Accept-Encoding": "identity", "User-Agent": "lume-services"}
-    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
+    transport = _deadline_transport(deadline)
+    with httpx.Client(
+        timeout=timeout, follow_redirects=False, headers=headers, transport=transport
+    ) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             _check_scheme(url, settings.allow_http)
             try:
@@ -60,10 +65,86 @@ def download(
                         raise DownloadError(url, f"the server answered HTTP {response.status_code}")
                     return _save(response, url, dest_dir, settings, deadline, progress)
             except httpx.TimeoutException:
+                if time.monotonic() >= deadline:
+                    raise DownloadError(
+                        url, f"it took longer than {settings.download_deadline:g} s"
+                    ) from None
                 raise DownloadError(url, "the server stopped sending (timeout)") from None
             except httpx.HTTPError as exc:
                 raise DownloadError(url, f"{type(exc).__name__}: {exc}") from None
     raise DownloadError(url, f"more than {MAX_REDIRECTS} redirects")
+
+
+def _deadline_transport(deadline: float) -> httpx.HTTPTransport:
+    """httpx's transport over sockets that enforce ``deadline`` on every connect, read and write.
+
+    httpx has no overall timeout and applies its read timeout per read, so a server
+    dripping its *headers* byte by byte would never be stopped by a check in the body
+    loop. httpx 0.28 takes no network backend, so the transport's connection pool is
+    rebuilt with one (tests/environment/test_fetch.py covers a header drip).
+    """
+    context = httpx.create_ssl_context()  # verifies; honours SSL_CERT_FILE like httpx's default
+    transport = httpx.HTTPTransport(verify=context)
+    transport._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_DeadlineBackend(deadline))
+    return transport
+
+
+def _left(timeout: Optional[float], deadline: float, error: type[Exception]) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the download deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self._inner, self._deadline = inner, deadline
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, self._deadline, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self._inner.write(buffer, _left(timeout, self._deadline, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, self._deadline, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, left), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float) -> None:
+        self._inner, self._deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, self._deadline, httpcore.ConnectTimeout)
+        stream = self._inner.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self, path: str, timeout: Optional[float] = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not download sources")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
 
 
 def _check_scheme(url: str, allow_http: bool) -> None:

@@ -18,6 +18,7 @@ import re
 import tarfile
 import tomllib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Optional
@@ -31,6 +32,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import InvalidVersion, Version
 
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.errors import NoFlowFoundInPackageError, PackageInspectionError, UnsafeArchiveError
@@ -193,7 +195,8 @@ def _read_zip(path: Path, settings: EnvironmentSettings, *, wheel: bool) -> dict
                 inner = rel if wheel else PurePosixPath(*rel.parts[1:]) if len(rel.parts) > 1 else rel
                 if not info.is_dir() and _wanted(inner):
                     _keep(texts, archive, info.filename, info.file_size, lambda i=info: zf.open(i))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # corrupt deflate data, truncation, unsupported compression, encrypted members
         raise PackageInspectionError(archive, f"it is not a readable zip archive ({exc})") from None
     return texts if wheel else _strip_root(texts)
 
@@ -227,7 +230,7 @@ def _describe(filename: str, kind: str, texts: dict[str, str]) -> PackageInfo:
     if not name or not version:
         raise PackageInspectionError(filename, "its metadata lacks Name or Version")
     _check_filename(filename, kind, name, version)
-    entry_points = _entry_points(filename, texts)
+    entry_points = _entry_points(filename, kind, meta_name, texts)
     flows = [ep for ep in entry_points if ep.name.endswith(".flow")]
     if not flows:
         raise NoFlowFoundInPackageError(filename)
@@ -256,23 +259,33 @@ def _check_filename(filename: str, kind: str, name: str, version: str) -> None:
         if kind == "wheel":
             file_name, file_version, *_ = parse_wheel_filename(filename)
         else:
-            file_name, file_version = parse_sdist_filename(filename.replace(".zip", ".tar.gz"))
+            file_name, file_version = parse_sdist_filename(filename)  # .tar.gz or .zip
     except (InvalidSdistFilename, InvalidWheelFilename):
         raise PackageInspectionError(
             filename, "its file name is not <name>-<version> as installers expect"
         ) from None
-    if canonicalize_name(file_name) != canonicalize_name(name) or str(file_version) != str(version):
+    try:
+        meta_version = Version(version)
+    except InvalidVersion:
+        raise PackageInspectionError(
+            filename, f"its metadata version {version!r} is not a valid version"
+        ) from None
+    if canonicalize_name(file_name) != canonicalize_name(name) or file_version != meta_version:
         raise PackageInspectionError(
             filename, f"its file name says {file_name} {file_version} but its metadata says {name} {version}"
         )
 
 
-def _entry_points(filename: str, texts: dict[str, str]) -> list[EntryPointRef]:
-    ep_file = next((k for k in texts if k.endswith("entry_points.txt")), None)
+def _entry_points(filename: str, kind: str, meta_name: str, texts: dict[str, str]) -> list[EntryPointRef]:
+    if kind == "wheel":  # only the wheel's own .dist-info counts; installers ignore pyproject.toml
+        ep_file: Optional[str] = meta_name.rsplit("/", 1)[0] + "/entry_points.txt"
+        ep_file = ep_file if ep_file in texts else None
+    else:
+        ep_file = next((k for k in texts if k.endswith("entry_points.txt")), None)
     if ep_file is not None:
         eps = _ArchiveDist({"entry_points.txt": texts[ep_file]}).entry_points.select(group=ENTRY_POINT_GROUP)
         return [EntryPointRef(ep.name, ep.value) for ep in eps]
-    if "pyproject.toml" in texts:
+    if kind == "sdist" and "pyproject.toml" in texts:
         return _pyproject_entry_points(filename, texts["pyproject.toml"])
     return []
 
