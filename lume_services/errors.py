@@ -42,6 +42,7 @@ attributes. Secrets are never part of a message.
     └── SchedulingError
         ├── RegistrationError
         ├── FlowFailedError
+        ├── RunTimeoutError
         ├── TaskNotInFlowError
         ├── TaskNotCompletedError
         └── EmptyResultError
@@ -191,11 +192,13 @@ class InUseError(ConflictError):
 class ValidationError(LUMEServicesError, ValueError):
     """Input refused before it reached the database."""
 
-    def __init__(self, field: str, value: Any, problem: str) -> None:
+    def __init__(
+        self, field: str, value: Any, problem: str, consequence: str = "Nothing was stored."
+    ) -> None:
         self.field = field
         self.value = value
         self.problem = problem
-        super().__init__(f"Invalid {field} {_short(value)}: {problem}. Nothing was stored.")
+        super().__init__(f"Invalid {field} {_short(value)}: {problem}. {consequence}")
 
 
 class UnknownFilterError(ValidationError):
@@ -352,6 +355,16 @@ class FlowFailedError(SchedulingError):
     def __init__(self, flow_run_id: str, message: str) -> None:
         self.flow_run_id = flow_run_id
         super().__init__(f"Flow run {flow_run_id!r} failed: {message}")
+
+
+class RunTimeoutError(SchedulingError):
+    def __init__(self, flow_run_id: str, timeout: float) -> None:
+        self.flow_run_id = flow_run_id
+        self.timeout = timeout
+        super().__init__(
+            f"Flow run {flow_run_id!r} did not finish within {timeout:g} s; it was cancelled. "
+            "Pass a larger timeout, or use run() and check on it later."
+        )
 
 
 class TaskNotInFlowError(SchedulingError):

@@ -152,6 +152,43 @@ class Model:
         self.load_deployment(record.deployment_id)
         return record
 
+    def run(self, parameters: Optional[dict[str, Any]] = None) -> str:
+        """Submit a run of the loaded deployment's flow (the latest when none is loaded).
+
+        Returns the Prefect flow run id at once. Without a Prefect server
+        configured the run executes in a subprocess of this process, which
+        must stay alive until it finishes (use run_and_return to wait).
+        """
+        return self._scheduling().run(self._flow_id(), parameters or {})
+
+    def run_and_return(
+        self,
+        parameters: Optional[dict[str, Any]] = None,
+        task_name: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Any:
+        """Run the flow, wait for it, and return its result (or task ``task_name``'s).
+
+        A run still going after ``timeout`` seconds is cancelled and
+        RunTimeoutError raised; a failed run raises FlowFailedError.
+        """
+        return self._scheduling().run_and_return(
+            self._flow_id(), parameters or {}, task_name=task_name, timeout=timeout
+        )
+
+    def _flow_id(self) -> str:
+        if self.deployment is None:
+            self.load_deployment()
+        assert self.deployment is not None
+        if self.deployment.flow is None:
+            raise DeploymentNotRegisteredError(self.model_id, self.deployment.deployment.deployment_id)
+        return self.deployment.flow.flow_id
+
+    def _scheduling(self) -> Any:
+        from lume_services import config
+
+        return config.get_context().scheduling_service()
+
     def set_live(self, deployment_id: int) -> DeploymentRecord:
         """Make one of this model's deployments the live one."""
         if not any(d.deployment_id == deployment_id for d in self.deployments):

@@ -88,3 +88,37 @@ def registry(model_db, prefect_server, shared_home, uv_cache_dir, monkeypatch):
     monkeypatch.setenv("LUME_ENVIRONMENT__UV_CACHE_DIR", str(uv_cache_dir))
     monkeypatch.setenv("LUME_ENVIRONMENT__ALLOW_HTTP", "true")
     return config.configure()
+
+
+RUNNER_FLOW = """
+import time
+
+from prefect import flow as prefect_flow
+from prefect import task
+
+
+@task
+def double(x: float) -> float:
+    return 2 * x
+
+
+@task
+def add(a: float, b: float) -> float:
+    return a + b
+
+
+@prefect_flow(name="runner-flow")
+def flow(input1: float = 1.0, input2: float = 2.0, sleep: float = 0.0, fail: bool = False) -> dict:
+    if fail:
+        raise RuntimeError("the model refused these inputs")
+    time.sleep(sleep)
+    return {"sum": add(double(input1), input2), "inputs": [input1, input2]}
+"""
+
+
+@pytest.fixture(scope="session")
+def runner_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package whose flow can sleep or fail on request."""
+    root = tmp_path_factory.mktemp("runner-package")
+    project = write_project(root, dist="runner-model", package="runner_model", flow_source=RUNNER_FLOW)
+    return build(project, root / "dist")

@@ -60,7 +60,10 @@ class TestStoreDeployment:
         env = registry.environment_manager().get(record.sha256)
         assert env is not None and env.python.exists()
         prefect_deployment = registry.scheduling_service().read_flow(model.deployment.flow.flow_id)
-        assert prefect_deployment.job_variables == {"command": f"{env.python} -m prefect.engine"}
+        job = prefect_deployment.job_variables
+        assert job["command"] == f"{env.python} -m prefect.engine"
+        assert job["env"]["PREFECT_RESULTS_PERSIST_BY_DEFAULT"] == "true"
+        assert job["env"]["PREFECT_RESULTS_DEFAULT_SERIALIZER"] == "json"
         assert prefect_deployment.version == "0.1.0"
         assert prefect_deployment.work_queue_name == "test"
         assert prefect_deployment.work_pool_name == "lume-services"

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any, Optional
 from uuid import UUID
 
+from lume_services.environment.runner import child_environment
 from lume_services.errors import RegistrationError, SchedulingError
+from lume_services.services.scheduling import runs
+from lume_services.services.scheduling.runs import result_environment
 from lume_services.services.scheduling.settings import PrefectSettings
 
 
@@ -56,6 +59,7 @@ class SchedulingService:
         self.settings = settings
         self.home = home
         self.backend = backend
+        self._processes: list[Any] = []
         prepare_prefect_environment(settings, home)
 
     def __repr__(self) -> str:
@@ -136,15 +140,26 @@ class SchedulingService:
     def deployment_name(self, reg: FlowRegistration) -> str:
         return f"{reg.project_name}-{reg.model_id}-{reg.version}"
 
+    @property
+    def results_path(self) -> Path:
+        return self.settings.results_path or self.home / "results"
+
+    @property
+    def inline(self) -> bool:
+        if self.settings.executor == "auto":
+            return not (self.settings.api_url or os.environ.get("PREFECT_API_URL"))
+        return self.settings.executor == "inline"
+
     def job_variables(self, reg: FlowRegistration) -> dict[str, Any]:
+        env = result_environment(self.results_path)
         if self.backend == "local":
-            return {"command": f"{reg.environment / 'bin' / 'python'} -m prefect.engine"}
+            return {"command": f"{reg.environment / 'bin' / 'python'} -m prefect.engine", "env": env}
         if not reg.image:
             raise RegistrationError(
                 f"flow {reg.flow_name!r}",
                 f"the {self.backend} backend runs images, and the deployment has none",
             )
-        return {"image": reg.image}
+        return {"image": reg.image, "env": env}
 
     def register_flow(self, reg: FlowRegistration) -> str:
         """Create or update the Prefect deployment of ``reg``; returns its id."""
@@ -183,6 +198,63 @@ class SchedulingService:
                 client.delete_deployment(UUID(deployment_id))
             except ObjectNotFound:
                 pass
+
+    # -- runs -----------------------------------------------------------------
+
+    def run(self, flow_id: str, parameters: Optional[dict[str, Any]] = None) -> str:
+        """Submit a run of the Prefect deployment ``flow_id``; returns the flow run id at once."""
+        with self._client() as client:
+            run, process = self._submit(client, flow_id, parameters or {})
+            if process is not None:
+                self._processes.append(process)
+            return str(run.id)
+
+    def run_and_return(
+        self,
+        flow_id: str,
+        parameters: Optional[dict[str, Any]] = None,
+        *,
+        task_name: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Any:
+        """Run, wait, and return the flow's result (or task ``task_name``'s).
+
+        On timeout the run is cancelled (on the server, and its process if
+        it is ours) and RunTimeoutError raised; a failed run raises
+        FlowFailedError with Prefect's message and the run id.
+        """
+        with self._client() as client:
+            run, process = self._submit(client, flow_id, parameters or {})
+            finished = runs.wait(client, run.id, timeout, process)
+            return runs.flow_result(client, finished, task_name, self._flow_name(client, finished))
+
+    def _submit(self, client: Any, flow_id: str, parameters: dict[str, Any]) -> tuple[Any, Any]:
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            deployment = client.read_deployment(UUID(flow_id))
+        except (ObjectNotFound, ValueError):
+            raise RegistrationError(f"flow {flow_id!r}", "no such Prefect deployment") from None
+        checked = runs.check_parameters(
+            deployment.parameter_openapi_schema or {}, parameters, deployment.name
+        )
+        run = client.create_flow_run_from_deployment(deployment.id, parameters=checked)
+        if not self.inline:
+            return run, None
+        python = Path(str(deployment.job_variables.get("command", "")).split(" ")[0])
+        env = child_environment(self.home, result_environment(self.results_path))
+        return run, runs.start_inline(client, run.id, python, env, self.home / "runs")
+
+    def _flow_name(self, client: Any, run: Any) -> str:
+        return client.read_flow(run.flow_id).name
+
+    def cancel_run(self, flow_run_id: str, reason: str = "cancelled by lume-services") -> None:
+        with self._client() as client:
+            runs.cancel(client, UUID(flow_run_id), None, reason=reason)
+
+    def read_run(self, flow_run_id: str) -> Any:
+        with self._client() as client:
+            return client.read_flow_run(UUID(flow_run_id))
 
     def read_flow(self, deployment_id: str) -> Any:
         """The Prefect deployment (for inspection and tests)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +19,18 @@ class PrefectSettings(BaseModel):
     pool_name: str = Field(
         default="lume-services",
         description="Work pool shared by every project; each project is a work queue in it.",
+    )
+
+    executor: Literal["auto", "inline", "worker"] = Field(
+        default="auto",
+        description="Who executes flow runs: inline (a subprocess of the caller, in the deployment's "
+        "environment), worker (a `lume-services worker` serving the pool), or auto (inline without "
+        "a configured API URL, else worker).",
+    )
+    results_path: Optional[Path] = Field(
+        default=None,
+        description="Where flow runs persist results (JSON), readable by the registry "
+        "(default $LUME_HOME/results; use a shared filesystem for remote workers).",
     )
 
     @field_validator("pool_name")

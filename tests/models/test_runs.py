@@ -1,0 +1,111 @@
+"""Model.run / run_and_return on a real Prefect server: inline and by a worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lume_services import config
+from lume_services.errors import (
+    FlowFailedError,
+    RunTimeoutError,
+    TaskNotInFlowError,
+    ValidationError,
+)
+from lume_services.models import Model
+
+MODEL = dict(
+    author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr", description="runs"
+)
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def deployed(registry, runner_artifact, monkeypatch):
+    """A stored runner deployment; runs execute inline unless a test says otherwise."""
+    monkeypatch.setenv("LUME_PREFECT__EXECUTOR", "inline")
+    ctx = config.configure()
+    model = Model.create_model(**MODEL)
+    ctx.model_db_service().store_project(project_name="runs", description="run tests")
+    model.store_deployment(runner_artifact, project_name="runs")
+    return model
+
+
+class TestRunAndReturn:
+    def test_returns_the_flow_result_and_a_task_result(self, deployed):
+        model = Model(model_id=deployed.model_id)  # lazily loads the latest deployment
+        assert model.run_and_return({"input1": 1.5, "input2": 2.0}) == {"sum": 5.0, "inputs": [1.5, 2.0]}
+        assert model.run_and_return({"input1": 4.0}, task_name="double") == 8.0
+
+    def test_unknown_task_names_the_flows_tasks(self, deployed):
+        with pytest.raises(TaskNotInFlowError, match="add, double"):
+            deployed.run_and_return({"input1": 1.0}, task_name="evaluate")
+
+    @pytest.mark.parametrize(
+        "parameters, problem", [({"input3": 1.0}, "no parameter input3"), ({"input1": "abc"}, "not of type")]
+    )
+    def test_wrong_parameters_submit_nothing(self, deployed, parameters, problem):
+        scheduling = config.context.scheduling_service()
+        before = _run_count(scheduling, deployed)
+        with pytest.raises(ValidationError, match=problem):
+            deployed.run_and_return(parameters)
+        assert _run_count(scheduling, deployed) == before
+
+    def test_failing_flow_raises_with_prefects_message_and_run_id(self, deployed):
+        with pytest.raises(FlowFailedError, match="the model refused these inputs") as info:
+            deployed.run_and_return({"fail": True})
+        run = config.context.scheduling_service().read_run(info.value.flow_run_id)
+        assert run.state.is_failed()
+
+    def test_timeout_cancels_the_run_on_the_server(self, deployed):
+        with pytest.raises(RunTimeoutError) as info:
+            deployed.run_and_return({"sleep": 120.0}, timeout=3)
+        run = config.context.scheduling_service().read_run(info.value.flow_run_id)
+        assert run.state.is_cancelled()
+
+    def test_run_returns_the_id_at_once(self, deployed):
+        run_id = deployed.run({"input1": 2.0})
+        scheduling = config.context.scheduling_service()
+        deadline = time.monotonic() + 120
+        while not scheduling.read_run(run_id).state.is_final() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert scheduling.read_run(run_id).state.is_completed()
+
+
+def _run_count(scheduling, model) -> int:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    flow_id = model.load_deployment().flow.flow_id
+    with scheduling._client() as client:
+        return len(
+            client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[flow_id])))
+        )
+
+
+class TestWorker:
+    def test_a_separate_worker_process_runs_it_and_results_are_read_back(
+        self, deployed, prefect_server, monkeypatch
+    ):
+        monkeypatch.setenv("LUME_PREFECT__EXECUTOR", "worker")
+        config.configure()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+        env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
+        exe = Path(sys.executable).parent / "lume-services"
+        worker = subprocess.Popen([str(exe), "worker"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            result = Model(model_id=deployed.model_id).run_and_return({"input1": 3.0}, timeout=180)
+            assert result == {"sum": 8.0, "inputs": [3.0, 2.0]}
+        finally:
+            worker.send_signal(signal.SIGTERM)  # one SIGTERM stops it and its children
+            code = worker.wait(timeout=60)
+            output = worker.stdout.read().decode(errors="replace")
+        assert code == 0, output
+        leftover = subprocess.run(["pgrep", "-s", str(worker.pid)], capture_output=True, text=True)
+        assert leftover.stdout.strip() == "", output
