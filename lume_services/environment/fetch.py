@@ -59,7 +59,7 @@ def download(
             try:
                 with client.stream("GET", url) as response:
                     if response.is_redirect:
-                        url = urljoin(url, response.headers.get("location", ""))
+                        url = _next_hop(url, response.headers.get("location", ""))
                         continue
                     if response.status_code != 200:
                         raise DownloadError(url, f"the server answered HTTP {response.status_code}")
@@ -145,6 +145,16 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def _next_hop(url: str, location: str) -> str:
+    """The redirect target; an https download never continues over plain http."""
+    target = urljoin(url, location)
+    if urlsplit(url).scheme.lower() == "https" and urlsplit(target).scheme.lower() != "https":
+        raise DownloadError(
+            url, f"it redirected from https to {urlsplit(target).scheme or 'no'} scheme (a downgrade)"
+        )
+    return target
 
 
 def _check_scheme(url: str, allow_http: bool) -> None:

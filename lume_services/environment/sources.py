@@ -14,6 +14,16 @@ from lume_services.errors import SourceError
 ARCHIVE_SUFFIXES = (".tar.gz", ".whl", ".zip")
 
 
+def without_credentials(url: str) -> str:
+    """The URL with any user:password@ removed (it is recorded and displayed)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
 @dataclass(frozen=True)
 class Source:
     """A parsed source. ``original`` is what the user gave and what gets recorded."""
@@ -33,7 +43,7 @@ class Source:
 
 
 def archive_filename(source: str, name: str) -> str:
-    if not name.lower().endswith(ARCHIVE_SUFFIXES) or name.startswith(".") or "/" in name:
+    if not name.endswith(ARCHIVE_SUFFIXES) or name.startswith(".") or "/" in name:
         raise SourceError(
             source, f"{name!r} is not a package archive (expected {', '.join(ARCHIVE_SUFFIXES)})"
         )

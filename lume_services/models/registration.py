@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from lume_services.environment.inspect import inspect_archive, valid_image
 from lume_services.environment.runner import describe_flow
-from lume_services.environment.sources import parse_source
+from lume_services.environment.sources import parse_source, without_credentials
 from lume_services.errors import DeploymentConflictError, LUMEServicesError, ValidationError
 from lume_services.services.models.records import DeploymentRecord
 from lume_services.services.scheduling.service import FlowRegistration
@@ -140,7 +140,9 @@ def _record(
     is_live: bool,
 ) -> int:
     svc = services.model_db
-    recorded_source = source.original if source.kind == "url" else Path(source.path).as_uri()
+    recorded_source = (
+        without_credentials(source.original) if source.kind == "url" else Path(source.path).as_uri()
+    )
     try:
         deployment_id, _ = svc.store_deployment_with_flow(
             model_id=reg.model_id, version=info.version, source=recorded_source, sha256=artifact.sha256,

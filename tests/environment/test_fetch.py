@@ -164,18 +164,20 @@ class TestHTTPS:
         name, _ = payload
         before = http_server.count(f"files/{name}")
         strict = settings.model_copy(update={"allow_http": False})
-        with pytest.raises(DownloadError, match="refused scheme 'http'") as info:
+        with pytest.raises(DownloadError, match="from https to http scheme"):
             download(https_server.url(f"to-http/{name}"), dest, strict)
-        assert info.value.url == http_server.url(f"files/{name}")
         assert http_server.count(f"files/{name}") == before  # the http hop was never requested
         assert files_under(dest) == []
 
-    def test_redirect_to_http_followed_when_http_is_allowed(
+    def test_https_never_downgrades_even_when_http_is_allowed(
         self, https_server, http_server, payload, dest, settings
     ):
-        # allow_http (tests, trusted mirrors) accepts http on every hop, redirects included
-        name, data = payload
-        assert download(https_server.url(f"to-http/{name}"), dest, settings).size == len(data)
+        # allow_http admits http sources; it never lets an https download continue over http
+        name, _ = payload
+        before = http_server.count(f"files/{name}")
+        with pytest.raises(DownloadError, match="a downgrade"):
+            download(https_server.url(f"to-http/{name}"), dest, settings)
+        assert http_server.count(f"files/{name}") == before
 
 
 def test_untrusted_certificate_refused(https_server, payload, dest, settings, monkeypatch):

@@ -151,3 +151,29 @@ class TestRefused:
     def test_nul_character(self):
         with pytest.raises(SourceError, match="NUL"):
             parse_source("/tmp/a\x00b.tar.gz")
+
+
+def test_archive_suffix_is_case_sensitive_like_installers(tmp_path):
+    from lume_services.environment.sources import parse_source
+
+    path = tmp_path / "my_model-0.1.0.TAR.GZ"
+    path.write_bytes(b"x")
+    with pytest.raises(SourceError, match="not a package archive"):
+        parse_source(str(path))
+
+
+@pytest.mark.parametrize(
+    "url, recorded",
+    [
+        (
+            "https://user:tok3n@example.org/a/my_model-0.1.0.tar.gz",
+            "https://example.org/a/my_model-0.1.0.tar.gz",
+        ),
+        ("https://tok3n@example.org:8443/x.whl", "https://example.org:8443/x.whl"),
+        ("https://example.org/x.whl", "https://example.org/x.whl"),
+    ],
+)
+def test_credentials_are_never_recorded(url, recorded):
+    from lume_services.environment.sources import without_credentials
+
+    assert without_credentials(url) == recorded
