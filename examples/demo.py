@@ -5,7 +5,10 @@ registers a model and a project, then stores the package as a deployment
 (built to an sdist, inspected without running it, installed into its own
 environment, its Prefect flow loaded there and registered with Prefect's
 ephemeral server), and prints the registry through the `lume-services` CLI.
-Safe to re-run: the same artifact returns the existing deployment.
+Then it runs the deployment and prints its result, and composes and runs a
+two-step flow of flows (the second step's input fed from the first step's
+`evaluate` task). Safe to re-run: the same artifact returns the existing
+deployment and the same composition the existing flow of flows.
 
     make demo            # LUME_HOME=.lume-home python examples/demo.py
 """
@@ -18,9 +21,11 @@ from pathlib import Path
 
 from lume_services import config
 from lume_services.cli.main import cli
+from lume_services.flows.compose import compose, run_flow_of_flows
 from lume_services.models import Model
 
 SAMPLE = Path(__file__).resolve().parent / "my-model"
+PIPELINE = Path(__file__).resolve().parent / "two-step.yaml"
 
 
 def progress(step: str, done: int | None, total: int | None) -> None:
@@ -33,7 +38,11 @@ def main() -> None:
     ctx = config.configure()
     print(f"Registry: {ctx.model_db().safe_url()}  (LUME_HOME={ctx.settings.home})\n")
     model = Model.create_model(
-        author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr", description="test_model"
+        author="Jackie Garrahan",
+        laboratory="slac",
+        facility="lcls",
+        beampath="cu_hxr",
+        description="test_model",
     )
     model_db_service = config.context.model_db_service()
     scheduling_service = config.context.scheduling_service()
@@ -52,6 +61,15 @@ def main() -> None:
         print(f"$ lume-services {' '.join(args)}")
         cli.main(args, prog_name="lume-services", standalone_mode=False)
         print()
+    inputs = {"input1": 1.0, "input2": 2.0}
+    print(f"Running deployment {record.deployment_id} with {inputs} (in its own environment)...")
+    print(f"  result: {model.run_and_return(inputs, timeout=600)}")
+    print(f"  task 'evaluate': {model.run_and_return(inputs, task_name='evaluate', timeout=600)}\n")
+    parent = compose(PIPELINE)
+    steps = model_db_service.get_flow_of_flows(parent_flow_id=parent)
+    print(f"Flow of flows {parent}: " + " -> ".join(f"{s.position}. {s.flow.flow_name}" for s in steps))
+    out = run_flow_of_flows(parent, {"my-model": inputs}, timeout=900)
+    print(f"  result: {out['result']}\n")
     print(f"Done in {time.monotonic() - started:.1f} s.")
 
 

@@ -36,12 +36,16 @@ from prefect.utilities.callables import parameter_schema
 import prefect
 module, _, attr = ep.value.partition(":")
 model = eps.get(pkg + ".model")
+from prefect import Task
+namespace = vars(sys.modules[flow.fn.__module__])
+tasks = sorted({v.name for v in namespace.values() if isinstance(v, Task)})
 print(json.dumps({
     "flow_name": flow.name,
     "entrypoint": module + "." + attr if attr else module,
     "parameters": parameter_schema(flow.fn).model_dump(),
     "model": model.value if model else None,
     "prefect_version": prefect.__version__,
+    "tasks": tasks,
 }))
 """
 

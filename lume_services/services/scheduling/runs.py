@@ -38,9 +38,11 @@ POLL_SECONDS = 0.2
 NOT_SUBMITTED = "Nothing was submitted."
 
 
-def result_environment(results_path: Path) -> dict[str, str]:
+def result_environment(results_path: Path, logs_path: Optional[Path] = None) -> dict[str, str]:
     """Prefect settings every flow run gets: persisted JSON results in a shared place."""
+    logs = {"LUME_RUN_LOGS": str(logs_path)} if logs_path is not None else {}
     return {
+        **logs,
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(results_path),
         "PREFECT_RESULTS_DEFAULT_SERIALIZER": "json",

@@ -16,6 +16,7 @@ or ``PREFECT_HOME`` is set, this module points ``PREFECT_HOME`` at
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,6 +190,40 @@ class SchedulingService:
         except Exception as exc:
             raise RegistrationError(f"flow {reg.flow_name!r}", _reason(exc)) from exc
 
+    def register_composite(
+        self, *, name: str, project_name: str, steps: list[dict[str, Any]], description: str = ""
+    ) -> str:
+        """Create or update the parent deployment of a flow of flows; returns its id.
+
+        The parent runs ``lume_services.flows.composite`` in this interpreter's
+        environment; the steps travel as its default parameters.
+        """
+        from prefect.utilities.callables import parameter_schema
+
+        from lume_services.flows.composite import COMPOSITE_FLOW_NAME, run_flow_of_flows
+
+        schema = parameter_schema(run_flow_of_flows.fn).model_dump()
+        try:
+            with self._client() as client:
+                self._ensure_pool(client)
+                flow_id = client.create_flow_from_name(COMPOSITE_FLOW_NAME)
+                deployment_id = client.create_deployment(
+                    flow_id=flow_id, name=f"{project_name}-composite-{name}", version=None,
+                    entrypoint="lume_services.flows.composite.run_flow_of_flows", work_pool_name=self.pool_name,
+                    work_queue_name=project_name, tags=[f"project:{project_name}", "flow-of-flows"],
+                    parameters={"steps": steps, "inline": self.inline}, parameter_openapi_schema=schema,
+                    enforce_parameter_schema=True, pull_steps=[], description=description,
+                    job_variables={
+                        "command": f"{sys.executable} -m prefect.engine",
+                        "env": result_environment(self.results_path, self.home / "runs"),
+                    },
+                )  # fmt: skip
+                return str(deployment_id)
+        except SchedulingError:
+            raise
+        except Exception as exc:
+            raise RegistrationError(f"flow of flows {name!r}", _reason(exc)) from exc
+
     def delete_flow(self, deployment_id: str) -> None:
         """Remove a Prefect deployment (used to undo a registration)."""
         from prefect.exceptions import ObjectNotFound
@@ -235,14 +270,13 @@ class SchedulingService:
             deployment = client.read_deployment(UUID(flow_id))
         except (ObjectNotFound, ValueError):
             raise RegistrationError(f"flow {flow_id!r}", "no such Prefect deployment") from None
-        checked = runs.check_parameters(
-            deployment.parameter_openapi_schema or {}, parameters, deployment.name
-        )
-        run = client.create_flow_run_from_deployment(deployment.id, parameters=checked)
+        schema = deployment.parameter_openapi_schema or {}
+        runs.check_parameters(schema, {**(deployment.parameters or {}), **parameters}, deployment.name)
+        run = client.create_flow_run_from_deployment(deployment.id, parameters=dict(parameters))
         if not self.inline:
             return run, None
         python = Path(str(deployment.job_variables.get("command", "")).split(" ")[0])
-        env = child_environment(self.home, result_environment(self.results_path))
+        env = child_environment(self.home, result_environment(self.results_path, self.home / "runs"))
         return run, runs.start_inline(client, run.id, python, env, self.home / "runs")
 
     def _flow_name(self, client: Any, run: Any) -> str:

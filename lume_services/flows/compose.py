@@ -1,0 +1,140 @@
+"""Validate a flow-of-flows spec against the registry, then register and store it.
+
+Every check runs before anything is written: each step must name a registered
+flow, each mapped parameter must be a parameter of its step's flow, its
+parent must be an earlier step, and a parent task must be a task of that
+parent's flow (read from the flow's module in its own environment). Then the
+parent Prefect deployment is registered and the ``flow`` and ``flow_of_flows``
+rows written in one transaction (undoing the registration if that fails).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from lume_services.environment.runner import describe_flow
+from lume_services.errors import DeploymentNotFoundError, FlowNotFoundError, ValidationError
+from lume_services.flows.spec import ComposingFlow, FlowOfFlowsSpec
+from lume_services.services.models.records import FlowRecord
+
+
+def compose(spec: Union[FlowOfFlowsSpec, str, Path], *, context: Any = None) -> str:
+    """Register the composition; returns the parent flow id (a Prefect deployment id)."""
+    from lume_services import config
+
+    ctx = context or config.get_context()
+    if not isinstance(spec, FlowOfFlowsSpec):
+        spec = FlowOfFlowsSpec.from_yaml(spec)
+    svc, scheduling = ctx.model_db_service(), ctx.scheduling_service()
+    project = svc.get_project(project_name=spec.project_name)
+    steps = [{k: v for k, v in s.items() if not k.startswith("_")} for s in _resolve_steps(spec, ctx)]
+    scheduling.create_project(project.project_name, description=project.description)
+    parent_id = scheduling.register_composite(
+        name=spec.name, project_name=spec.project_name, steps=steps,
+        description=" -> ".join(s["name"] for s in steps),
+    )  # fmt: skip
+    try:
+        svc.store_flow_of_flows(
+            parent_flow_id=parent_id, flow_name=spec.name, project_name=spec.project_name,
+            composing_flows=[{"flow_id": s["flow_id"], "mapped_parameters": s["mapped_parameters"] or None} for s in steps],
+        )  # fmt: skip
+    except Exception:
+        if not svc.get_flows(flow_id=parent_id):
+            scheduling.delete_flow(parent_id)
+        raise
+    return parent_id
+
+
+def _resolve_steps(spec: FlowOfFlowsSpec, ctx: Any) -> list[dict[str, Any]]:
+    svc, scheduling = ctx.model_db_service(), ctx.scheduling_service()
+    steps: list[dict[str, Any]] = []
+    for position, item in enumerate(spec.composing_flows, start=1):
+        flow = _find_flow(svc, item, spec.project_name)
+        schema = scheduling.read_flow(flow.flow_id).parameter_openapi_schema or {}
+        known = set(schema.get("properties", {}))
+        for param, mapping in item.mapped_parameters.items():
+            if param not in known:
+                raise ValidationError(
+                    "mapped_parameters", param,
+                    f"step {position} ({flow.flow_name!r}) has no parameter {param!r}; its parameters are "
+                    f"{', '.join(sorted(known)) or '(none)'}",
+                )  # fmt: skip
+            parent = next((s for s in reversed(steps) if s["name"] == mapping.parent_flow_name), None)
+            if parent is None:
+                raise ValidationError(
+                    "parent_flow_name", mapping.parent_flow_name,
+                    f"step {position} maps {param!r} from a flow that is not an earlier step "
+                    f"(earlier steps: {', '.join(s['name'] for s in steps) or 'none'})",
+                )  # fmt: skip
+            if mapping.parent_task_name:
+                _require_task(ctx, parent, mapping.parent_task_name)
+        steps.append({
+            "position": position, "name": flow.flow_name, "flow_id": flow.flow_id, "tasks_needed": [],
+            "mapped_parameters": {k: v.model_dump() for k, v in item.mapped_parameters.items()},
+        })  # fmt: skip
+    return steps
+
+
+def _find_flow(svc: Any, item: ComposingFlow, default_project: str) -> FlowRecord:
+    """A step's flow: by id, or by name in the project (the live deployment's, else the latest)."""
+    if item.flow_id:
+        return svc.get_flow(flow_id=item.flow_id)
+    project = item.project_name or default_project
+    flows = [
+        f for f in svc.get_flows(flow_name=item.name, project_name=project) if f.deployment_id is not None
+    ]
+    if not flows:
+        raise FlowNotFoundError({"flow_name": item.name, "project_name": project})
+    deployments = {
+        d.deployment_id: d
+        for d in svc.get_deployments()
+        if d.deployment_id in {f.deployment_id for f in flows}
+    }
+
+    def rank(f: FlowRecord) -> tuple:
+        d = deployments[f.deployment_id]
+        return (d.is_live, d.deploy_date, d.deployment_id)
+
+    return max(flows, key=rank)
+
+
+def _require_task(ctx: Any, parent: dict[str, Any], task_name: str) -> None:
+    if task_name not in parent.setdefault("_tasks", _tasks_of(ctx, parent["flow_id"])):
+        raise ValidationError(
+            "parent_task_name", task_name,
+            f"flow {parent['name']!r} has no task {task_name!r}; its tasks are "
+            f"{', '.join(parent['_tasks']) or '(none)'}",
+        )  # fmt: skip
+    if task_name not in parent["tasks_needed"]:
+        parent["tasks_needed"].append(task_name)
+
+
+def _tasks_of(ctx: Any, flow_id: str) -> list[str]:
+    svc = ctx.model_db_service()
+    flow = svc.get_flow(flow_id=flow_id)
+    deployment = svc.get_deployment(deployment_id=flow.deployment_id)
+    env = ctx.environment_manager().get(deployment.sha256)
+    if env is None:
+        raise DeploymentNotFoundError({"deployment_id": deployment.deployment_id, "environment": "missing"})
+    described = describe_flow(
+        env.python, deployment.package_import_name, home=ctx.settings.home,
+        timeout=ctx.settings.environment.describe_timeout, package=flow.flow_name,
+    )  # fmt: skip
+    return list(described.get("tasks", []))
+
+
+def run_flow_of_flows(
+    parent_flow_id: str,
+    parameters: Optional[dict[str, dict[str, Any]]] = None,
+    *,
+    timeout: Optional[float] = None,
+) -> Any:
+    """Run a composed flow of flows and return its result.
+
+    ``parameters`` maps a step's flow name to that step's own parameters.
+    """
+    from lume_services import config
+
+    scheduling = config.get_context().scheduling_service()
+    return scheduling.run_and_return(parent_flow_id, {"parameters": parameters or {}}, timeout=timeout)
