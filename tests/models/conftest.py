@@ -16,6 +16,12 @@ from lume_services import config
 LONG_FLOW_NAME = "x" * 300  # Prefect accepts it; the registry's flow_name column does not
 
 
+@pytest.fixture(params=["sqlite"])
+def dialect(request: pytest.FixtureRequest) -> str:
+    """SQLite unless a test is marked with e2e_marks.on_every_dialect (see there)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real package archives, built once per session."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from e2e_marks import on_every_dialect
 
 from lume_services import config
 from lume_services.errors import FlowFailedError, FlowNotFoundError, ValidationError
@@ -35,6 +36,7 @@ MAP_SUM = {"input1": {"parent_flow_name": "fixture-flow", "map_type": "raw", "at
 
 
 class TestCompose:
+    @on_every_dialect
     def test_stored_in_position_order_with_mapped_parameters(self, two_flows):
         parent = compose(
             spec({"name": "fixture-flow"}, {"name": "runner-flow", "mapped_parameters": MAP_SUM})

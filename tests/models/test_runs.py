@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from e2e_marks import on_every_dialect
 
 from lume_services import config
 from lume_services.errors import (
@@ -38,6 +39,7 @@ def deployed(registry, runner_artifact, monkeypatch):
 
 
 class TestRunAndReturn:
+    @on_every_dialect
     def test_returns_the_flow_result_and_a_task_result(self, deployed):
         model = Model(model_id=deployed.model_id)  # lazily loads the latest deployment
         assert model.run_and_return({"input1": 1.5, "input2": 2.0}) == {"sum": 5.0, "inputs": [1.5, 2.0]}

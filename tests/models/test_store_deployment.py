@@ -4,6 +4,7 @@ Prefect server, and the registry on SQLite, MariaDB and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
+from e2e_marks import on_every_dialect
 
 from lume_services import config
 from lume_services.errors import (
@@ -39,6 +40,7 @@ def spec_setup(ctx, project: str = "test") -> Model:
 
 
 class TestStoreDeployment:
+    @on_every_dialect
     def test_spec_example_from_an_archive_then_the_same_bytes_by_url(self, registry, artifacts, http_base):
         model = spec_setup(registry)
         record = model.store_deployment(str(artifacts["sdist"]), project_name="test")
@@ -87,6 +89,7 @@ class TestStoreDeployment:
 
 
 class TestAllOrNothing:
+    @on_every_dialect
     def test_same_version_with_other_bytes_is_refused_naming_both_hashes(self, registry, artifacts):
         model = spec_setup(registry)
         record = model.store_deployment(artifacts["sdist"], project_name="test")
@@ -143,6 +146,7 @@ class TestAllOrNothing:
             queue = client.read_work_queue_by_name("fresh-project", work_pool_name="lume-services")
         assert queue.description == "from the registry"
 
+    @on_every_dialect
     def test_a_failed_record_removes_the_prefect_deployment(self, registry, artifacts):
         model = spec_setup(registry)
         with pytest.raises(ValidationError, match="flow_name") as info:
