@@ -165,12 +165,6 @@ def _reset_config():
 
 
 @pytest.fixture(scope="session")
-def uv_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One uv cache for the session, so environments after the first install warm."""
-    return tmp_path_factory.mktemp("uv-cache")
-
-
-@pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `prefect server start` on loopback for the whole session."""
     from prefect_server import start_prefect_server

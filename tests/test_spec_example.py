@@ -117,13 +117,13 @@ def run_full_snippet(env: dict[str, str], source: str) -> str:
 
 
 @pytest.mark.slow
-def test_full_example_embedded_with_ephemeral_prefect_twice(tmp_path, uv_cache_dir):
+def test_full_example_embedded_with_ephemeral_prefect_twice(tmp_path):
     """Nothing to start by hand: embedded SQLite and Prefect's ephemeral mode in LUME_HOME."""
     from packages import build, write_project
 
     archive = build(write_project(tmp_path / "src", dist="my-model", package="my_model"), tmp_path / "dist")
     home = tmp_path / "home"
-    env = clean_env(LUME_HOME=str(home), LUME_ENVIRONMENT__UV_CACHE_DIR=str(uv_cache_dir))
+    env = clean_env(LUME_HOME=str(home))
     env = {k: v for k, v in env.items() if not k.startswith("PREFECT_")}
     first = run_full_snippet(env, str(archive))
     assert run_full_snippet(env, str(archive)) == first
@@ -132,9 +132,7 @@ def test_full_example_embedded_with_ephemeral_prefect_twice(tmp_path, uv_cache_d
 
 
 @pytest.mark.slow
-def test_full_example_on_mariadb_with_a_prefect_server_twice(
-    fresh_db_url, prefect_server, tmp_path, uv_cache_dir
-):
+def test_full_example_on_mariadb_with_a_prefect_server_twice(fresh_db_url, prefect_server, tmp_path):
     import functools
     import http.server
     import threading
@@ -151,7 +149,7 @@ def test_full_example_on_mariadb_with_a_prefect_server_twice(
     migrations.upgrade(db)
     db.dispose()
     env = clean_env(
-        LUME_HOME=str(tmp_path / "home"), LUME_ENVIRONMENT__UV_CACHE_DIR=str(uv_cache_dir),
+        LUME_HOME=str(tmp_path / "home"),
         LUME_ENVIRONMENT__ALLOW_HTTP="true", LUME_PREFECT__API_URL=prefect_server.url,
         LUME_MODEL_DB__HOST=url.host, LUME_MODEL_DB__PORT=str(url.port), LUME_MODEL_DB__USER=url.username,
         LUME_MODEL_DB__PASSWORD=url.password, LUME_MODEL_DB__DATABASE=url.database,

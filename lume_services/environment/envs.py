@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from lume_services.environment.bytecode import registry_site_packages, share_bytecode, site_packages
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.environment.store import Artifact, build_environment, remove_tree, tail
 from lume_services.errors import InstallError
@@ -80,6 +81,7 @@ class EnvironmentManager:
                 artifact, "pip", "install", "--quiet", "--python", str(build / "bin" / "python"),
                 str(artifact.path), *requirements,
             )  # fmt: skip
+            self._share_bytecode(build)
             marker = {"sha256": artifact.sha256, "artifact": artifact.filename, "built": time.time()}
             (build / READY).write_text(json.dumps(marker))
             final = self.path_for(artifact.sha256)
@@ -87,6 +89,18 @@ class EnvironmentManager:
             os.rename(build, final)
         finally:
             remove_tree(build)
+
+    def _share_bytecode(self, build: Path) -> None:
+        """Reuse compiled modules of files this environment shares with others (see bytecode.py)."""
+        target = site_packages(build)
+        if target is None:
+            return
+        ready = sorted(
+            (p for p in self.root.iterdir() if (p / READY).exists()),
+            key=lambda p: (p / READY).stat().st_mtime,
+        )
+        donors = [registry_site_packages(), *(site_packages(p) for p in ready[-2:])]
+        share_bytecode(target, [d for d in donors if d is not None])
 
     def _uv(self, artifact: Artifact, *args: str) -> None:
         env = build_environment(self.settings, self.home)

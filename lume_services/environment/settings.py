@@ -34,7 +34,8 @@ class EnvironmentSettings(BaseModel):
     max_members: int = Field(default=20000, ge=1, description="Most members an archive may have.")
     uv_cache_dir: Optional[Path] = Field(
         default=None,
-        description="uv's package cache (default $LUME_HOME/uv-cache; keep it on the environments' filesystem).",
+        description="uv's package cache (default: uv's own, e.g. ~/.cache/uv, shared with the registry's "
+        "environment so files and compiled bytecode are hard-linked; keep it on the environments' filesystem).",
     )
     install_timeout: float = Field(
         default=900.0, gt=0, description="Seconds an environment build (uv venv + install) may take."

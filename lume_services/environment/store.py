@@ -141,7 +141,8 @@ def tail(text: str, lines: int = 25) -> str:
 def build_environment(settings: EnvironmentSettings, home: Path) -> dict[str, str]:
     """The environment for uv and package subprocesses: no LUME_* (secrets) passed on."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LUME_")}
-    env["UV_CACHE_DIR"] = str(settings.uv_cache_dir or home / "uv-cache")
+    if settings.uv_cache_dir is not None:
+        env["UV_CACHE_DIR"] = str(settings.uv_cache_dir)
     env.setdefault("UV_NO_PROGRESS", "1")
     return env
 

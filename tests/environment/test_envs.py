@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import importlib.metadata
 import importlib.util
 import json
@@ -209,3 +210,32 @@ class TestRunner:
         env = envs.ensure(my_model)
         with pytest.raises(FlowLoadError, match="printed no JSON answer"):
             run_json(env.python, "print('hello')", [], home=home, timeout=60, package="probe")
+
+
+def test_compiled_modules_are_shared_with_environments_that_hold_the_same_files(tmp_path):
+    """Same inode source => the donor's .pyc is linked, and Python accepts it."""
+    import subprocess
+    import sys
+
+    from lume_services.environment.bytecode import TAG, share_bytecode
+
+    donor, target = tmp_path / "donor", tmp_path / "target"
+    for site in (donor, target):
+        (site / "pkg").mkdir(parents=True)
+    (donor / "pkg" / "mod.py").write_text("VALUE = 42\n")
+    os.link(donor / "pkg" / "mod.py", target / "pkg" / "mod.py")  # as uv links from its cache
+    (donor / "pkg" / "other.py").write_text("VALUE = 1\n")
+    (target / "pkg" / "other.py").write_text("VALUE = 1\n")  # equal text, another file: not shared
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(donor)], check=True)
+    assert share_bytecode(target, [donor]) == 1
+    pyc = target / "pkg" / "__pycache__" / f"mod.{TAG}.pyc"
+    assert pyc.samefile(donor / "pkg" / "__pycache__" / f"mod.{TAG}.pyc")
+    assert not (target / "pkg" / "__pycache__" / f"other.{TAG}.pyc").exists()
+    # what Python validates: the header's source mtime and size match the target's source
+    header, source = pyc.read_bytes()[:16], (target / "pkg" / "mod.py").stat()
+    assert int.from_bytes(header[4:8], "little") == 0  # timestamp-based pyc
+    assert int.from_bytes(header[8:12], "little") == int(source.st_mtime) & 0xFFFFFFFF
+    assert int.from_bytes(header[12:16], "little") == source.st_size
+    out = subprocess.run([sys.executable, "-B", "-c", "import pkg.mod; print(pkg.mod.VALUE)"],
+                         cwd=target, capture_output=True, text=True)  # fmt: skip
+    assert out.stdout.strip() == "42"

@@ -84,14 +84,13 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def registry(model_db, prefect_server, shared_home, uv_cache_dir, monkeypatch):
+def registry(model_db, prefect_server, shared_home, monkeypatch):
     """configure() against this test's database, the Prefect server and the shared home."""
     for name in ("LUME_MODEL_DB__HOST", "LUME_MODEL_DB__PORT", "LUME_MODEL_DB__USER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LUME_HOME", str(shared_home))
     monkeypatch.setenv("LUME_MODEL_DB__URL", model_db.url.render_as_string(hide_password=False))
     monkeypatch.setenv("LUME_PREFECT__API_URL", prefect_server.url)
-    monkeypatch.setenv("LUME_ENVIRONMENT__UV_CACHE_DIR", str(uv_cache_dir))
     monkeypatch.setenv("LUME_ENVIRONMENT__ALLOW_HTTP", "true")
     return config.configure()
 
