@@ -4,7 +4,8 @@ Prints, measured side by side in one run on this machine:
   * cold store_deployment of examples/my-model (an sdist with numpy and
     prefect dependencies; nothing of it in LUME_HOME yet) against a bare
     `uv venv` + `uv pip install` of the same archive, both with the same uv
-    cache state -- once with a cold (empty) uv cache, once with a warm one;
+    cache state -- once with a cold (empty) uv cache, once with uv's own
+    warm cache (the default, shared with the registry's environment);
   * a warm re-store of the same artifact (goal: under 0.5 s);
   * metadata inspection time per archive kind (wheel, hatchling sdist,
     setuptools sdist, legacy setup.py sdist).
@@ -38,12 +39,14 @@ def uv() -> str:
 
 
 def build_sdist(out: Path) -> Path:
-    subprocess.run([uv(), "build", "--sdist", "--out-dir", str(out), str(SAMPLE)], check=True, capture_output=True)
+    subprocess.run(
+        [uv(), "build", "--sdist", "--out-dir", str(out), str(SAMPLE)], check=True, capture_output=True
+    )
     return next(out.glob("*.tar.gz"))
 
 
-def bare_install(archive: Path, work: Path, cache: Path) -> float:
-    env = {**os.environ, "UV_CACHE_DIR": str(cache)}
+def bare_install(archive: Path, work: Path, cache: Path | None) -> float:
+    env = {**os.environ, **({"UV_CACHE_DIR": str(cache)} if cache else {})}
     target = Path(tempfile.mkdtemp(dir=work, prefix="bare-"))
     started = time.perf_counter()
     subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(target)], check=True, env=env)
@@ -55,13 +58,16 @@ def bare_install(archive: Path, work: Path, cache: Path) -> float:
     return time.perf_counter() - started
 
 
-def registry(home: Path, cache: Path):
-    """A fresh embedded registry in ``home`` using uv cache ``cache``, Prefect started."""
+def registry(home: Path, cache: Path | None):
+    """A fresh embedded registry in ``home`` using uv cache ``cache`` (None: uv's own), Prefect started."""
     from lume_services import config
     from lume_services.models import Model
 
     os.environ["LUME_HOME"] = str(home)
-    os.environ["LUME_ENVIRONMENT__UV_CACHE_DIR"] = str(cache)
+    if cache is None:
+        os.environ.pop("LUME_ENVIRONMENT__UV_CACHE_DIR", None)
+    else:
+        os.environ["LUME_ENVIRONMENT__UV_CACHE_DIR"] = str(cache)
     ctx = config.configure()
     model = Model.create_model(author="bench", laboratory="slac", facility="lcls", beampath="cu_hxr",
                                description=f"bench {home.name}")  # fmt: skip
@@ -76,7 +82,7 @@ def timed_store(model, archive: Path) -> float:
     return time.perf_counter() - started
 
 
-def cold_pair(archive: Path, work: Path, cache: Path, prefect_home: Path) -> tuple[float, float]:
+def cold_pair(archive: Path, work: Path, cache: Path | None, prefect_home: Path) -> tuple[float, float]:
     home = Path(tempfile.mkdtemp(dir=work, prefix="home-"))
     model = registry(home, cache)
     ours = timed_store(model, archive)
@@ -107,17 +113,21 @@ def inspection_times(work: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3, help="cold runs per cache state (median reported)")
-    parser.add_argument("--skip-cold-cache", action="store_true", help="skip the empty-uv-cache runs (network)")
+    parser.add_argument(
+        "--skip-cold-cache", action="store_true", help="skip the empty-uv-cache runs (network)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lume-bench-"))
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     try:
         archive = build_sdist(work / "dist")
         rows = []
-        warm_cache = work / "uv-cache-warm"
-        bare_install(archive, work, warm_cache)  # fill the warm cache
+        warm_cache = None  # uv's own cache, shared with the registry's environment (the default)
+        bare_install(archive, work, warm_cache)  # make sure it holds everything
         states = [("warm uv cache", lambda i: warm_cache)]
         if not args.skip_cold_cache:
             states.insert(0, ("cold uv cache", lambda i: work / f"uv-cache-cold-{i}"))
