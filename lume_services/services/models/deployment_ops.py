@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, case, delete, false, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lume_services.errors import (
@@ -13,14 +15,14 @@ from lume_services.errors import (
 )
 from lume_services.services.models.db.schema import Deployment, Flow, Model, Project
 from lume_services.services.models.queries import (
-    all_records,
-    first_record,
+    fetch_all,
+    fetch_first,
+    filtered,
     flows_used_in_compositions,
     insert_flow,
-    make_live,
+    insert_unless_exists,
     make_page,
     newest_first,
-    oldest_first,
     require_project,
     upsert_deployment,
 )
@@ -39,6 +41,33 @@ from lume_services.services.models.validation import (
     check_values,
     normalize_sha256,
 )
+
+DEPLOYMENTS = Deployment.__table__
+OLDEST_FIRST = ("deploy_date", "deployment_id")
+NEWEST_FIRST = ("-deploy_date", "-deployment_id")
+_ID = DEPLOYMENTS.c.deployment_id == bindparam("_deployment_id")
+BY_ID = select(DEPLOYMENTS).where(_ID)
+# One statement makes a deployment its model's only live one (the model is locked).
+MAKE_LIVE = (
+    update(DEPLOYMENTS)
+    .where(
+        DEPLOYMENTS.c.model_id == bindparam("_model_id"),
+        or_(_ID, DEPLOYMENTS.c.is_live == true()),
+    )
+    .values(is_live=case((_ID, true()), else_=false()))
+)
+# Lock the model that owns a deployment (the subquery's rows are not locked).
+LOCK_OWNER = (
+    select(Model.model_id)
+    .where(Model.model_id == select(DEPLOYMENTS.c.model_id).where(_ID).scalar_subquery())
+    .with_for_update()
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _update_one(fields: tuple[str, ...]) -> Any:
+    """UPDATE of one deployment's ``fields`` (parameters named like the fields)."""
+    return update(DEPLOYMENTS).where(_ID).values({f: bindparam(f) for f in fields})
 
 
 class DeploymentOps(ServiceBase):
@@ -81,6 +110,21 @@ class DeploymentOps(ServiceBase):
             self._lock_model(session, model_id)
             return upsert_deployment(session, values, is_live=is_live).deployment_id
 
+        if not is_live:
+            # A new version that is not live needs no lock: one INSERT, which the unique
+            # (model_id, version) key and the foreign key keep correct. When the version
+            # exists (or the model does not), the full path below says what to return.
+            self._ensure_schema()
+            try:
+                new_id = self._model_db.transact(
+                    lambda c: insert_unless_exists(c, DEPLOYMENTS, values),
+                    operation="store_deployment",
+                    core=True,
+                )
+            except IntegrityError:
+                new_id = None
+            if new_id is not None:
+                return new_id
         return self._write("store_deployment", work)
 
     def store_deployment_with_flow(
@@ -128,24 +172,27 @@ class DeploymentOps(ServiceBase):
         return self._write("store_deployment_with_flow", work)
 
     def get_deployment(self, **filters: Any) -> DeploymentRecord:
-        query = check_filters(Deployment, filters)
-        stmt = select(Deployment).filter_by(**query).order_by(Deployment.deployment_id)
-        row = self._read("get_deployment", lambda s: first_record(s, stmt))
+        stmt, params = filtered(Deployment, check_filters(Deployment, filters), ["deployment_id"], limit=1)
+        row = self._read(
+            "get_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
+        )
         if row is None:
             raise DeploymentNotFoundError(filters)
         return row
 
     def get_deployments(self, **filters: Any) -> list[DeploymentRecord]:
         """All matching deployments, oldest first ([] when none)."""
-        query = check_filters(Deployment, filters)
-        stmt = select(Deployment).filter_by(**query).order_by(*oldest_first())
-        return self._read("get_deployments", lambda s: all_records(s, stmt, DeploymentRecord))
+        stmt, params = filtered(Deployment, check_filters(Deployment, filters), OLDEST_FIRST)
+        return self._read(
+            "get_deployments", lambda s: fetch_all(s, stmt, params, DeploymentRecord), core=True
+        )
 
     def get_latest_deployment(self, **filters: Any) -> DeploymentRecord:
         """The newest matching deployment by deploy date, then deployment_id."""
-        query = check_filters(Deployment, filters)
-        stmt = select(Deployment).filter_by(**query).order_by(*newest_first())
-        row = self._read("get_latest_deployment", lambda s: first_record(s, stmt))
+        stmt, params = filtered(Deployment, check_filters(Deployment, filters), NEWEST_FIRST, limit=1)
+        row = self._read(
+            "get_latest_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
+        )
         if row is None:
             raise DeploymentNotFoundError(filters)
         return row
@@ -158,12 +205,13 @@ class DeploymentOps(ServiceBase):
     ) -> Page[DeploymentRecord]:
         """One page of deployments in deployment_id order."""
         limit = check_page(limit)
-        query = check_filters(Deployment, filters)
-        stmt = select(Deployment).filter_by(**query).order_by(Deployment.deployment_id).limit(limit + 1)
+        stmt, params = filtered(Deployment, check_filters(Deployment, filters), ["deployment_id"], limit + 1)
         if after is not None:
             check_value(Deployment, "deployment_id", after, as_filter=True)
-            stmt = stmt.where(Deployment.deployment_id > after)
-        rows = self._read("list_deployments", lambda s: all_records(s, stmt, DeploymentRecord))
+            stmt = stmt.where(DEPLOYMENTS.c.deployment_id > after)
+        rows = self._read(
+            "list_deployments", lambda s: fetch_all(s, stmt, params, DeploymentRecord), core=True
+        )
         return make_page(rows, limit, lambda r: r.deployment_id)
 
     def load_deployment(self, *, model_id: int, deployment_id: Optional[int] = None) -> LoadedDeployment:
@@ -217,25 +265,21 @@ class DeploymentOps(ServiceBase):
         if image is not None:
             check_value(Deployment, "image", image)
 
-        def work(session: Session) -> DeploymentRecord:
-            model_id = session.execute(
-                select(Deployment.model_id).where(Deployment.deployment_id == deployment_id)
-            ).scalar_one_or_none()
+        params = {"_deployment_id": deployment_id}
+
+        def work(conn: Connection) -> DeploymentRecord:
+            changes = {k: v for k, v in (("is_live", is_live), ("image", image)) if v is not None}
+            model_id = conn.execute(LOCK_OWNER, params).scalar_one_or_none()
             if model_id is None:
                 raise DeploymentNotFoundError({"deployment_id": deployment_id})
-            self._lock_model(session, model_id)
-            row = session.get(Deployment, deployment_id, populate_existing=True)
-            assert row is not None
-            if image is not None:
-                row.image = image
-            if is_live is True and not row.is_live:
-                make_live(session, row)
-            elif is_live is False:
-                row.is_live = False
-            session.flush()
-            return DeploymentRecord.model_validate(row)
+            if is_live:
+                conn.execute(MAKE_LIVE, {**params, "_model_id": model_id})
+                changes.pop("is_live")
+            if changes:
+                conn.execute(_update_one(tuple(changes)), {**params, **changes})
+            return DeploymentRecord.model_validate(conn.execute(BY_ID, params).one())
 
-        return self._write("update_deployment", work)
+        return self._write("update_deployment", work, core=True)
 
     def set_live(self, deployment_id: int) -> DeploymentRecord:
         """Make ``deployment_id`` its model's one live deployment."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from sqlalchemy import Select, and_, delete, func, or_, select, true
+from sqlalchemy import Connection, Select, and_, bindparam, delete, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,9 +17,11 @@ from lume_services.errors import (
 from lume_services.services.models.db.schema import Deployment, Flow, Model
 from lume_services.services.models.queries import (
     MODEL_FIELDS,
-    all_records,
-    first_record,
+    fetch_all,
+    fetch_first,
+    filtered,
     flows_used_in_compositions,
+    insert_unless_exists,
     make_page,
 )
 from lume_services.services.models.records import (
@@ -35,6 +37,16 @@ from lume_services.services.models.validation import (
     check_value,
     check_values,
 )
+
+MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
+MODEL_KEYS, DEPLOYMENT_KEYS = MODELS.c.keys(), DEPLOYMENTS.c.keys()
+FIND_MODEL = select(MODELS.c.model_id).where(*(MODELS.c[f] == bindparam(f) for f in MODEL_FIELDS))
+
+
+def _found(model_id: Optional[int]) -> int:
+    if model_id is None:  # it existed a moment ago: deleted concurrently
+        raise ConflictError("store_model conflicts with a concurrent delete; nothing was written. Try again.")
+    return model_id
 
 
 class ModelOps(ServiceBase):
@@ -55,42 +67,35 @@ class ModelOps(ServiceBase):
             ),
         )
 
-        def find(session: Session) -> Optional[int]:
-            return session.execute(select(Model.model_id).filter_by(**values)).scalar_one_or_none()
+        def find(conn: Connection) -> Optional[int]:
+            return conn.execute(FIND_MODEL, values).scalar_one_or_none()
 
-        def work(session: Session) -> int:
-            existing = find(session)
-            if existing is not None:
-                return existing
-            row = Model(**values)
-            session.add(row)
-            session.flush()
-            return row.model_id
+        def work(conn: Connection) -> int:
+            # One statement for a new model; a duplicate is skipped without an error.
+            new_id = insert_unless_exists(conn, MODELS, values)
+            return new_id if new_id is not None else _found(find(conn))
 
         self._ensure_schema()
         try:
-            return self._model_db.transact(work, operation="store_model")
+            return self._model_db.transact(work, operation="store_model", core=True)
         except IntegrityError:
             # Lost a get-or-create race: the winner's row is committed now.
-            found = self._read("store_model", find)
+            found = self._read("store_model", find, core=True)
             if found is None:
                 raise
             return found
 
     def get_model(self, **filters: Any) -> ModelRecord:
         """The one model matching ``filters`` (lowest model_id if several)."""
-        query = check_filters(Model, filters)
-        row = self._read(
-            "get_model", lambda s: first_record(s, select(Model).filter_by(**query).order_by(Model.model_id))
-        )
+        stmt, params = filtered(Model, check_filters(Model, filters), ["model_id"], limit=1)
+        row = self._read("get_model", lambda s: fetch_first(s, stmt, params, ModelRecord), core=True)
         if row is None:
             raise ModelNotFoundError(filters)
         return row
 
     def get_models(self, **filters: Any) -> list[ModelRecord]:
-        query = check_filters(Model, filters)
-        stmt = select(Model).filter_by(**query).order_by(Model.model_id)
-        return self._read("get_models", lambda s: all_records(s, stmt, ModelRecord))
+        stmt, params = filtered(Model, check_filters(Model, filters), ["model_id"])
+        return self._read("get_models", lambda s: fetch_all(s, stmt, params, ModelRecord), core=True)
 
     def list_models(
         self,
@@ -102,7 +107,7 @@ class ModelOps(ServiceBase):
     ) -> Page[ModelRecord]:
         """One page of models in model_id order; ``search`` matches any text field."""
         stmt = self._models_page(limit, after, search, filters)
-        rows = self._read("list_models", lambda s: all_records(s, stmt, ModelRecord))
+        rows = self._read("list_models", lambda s: fetch_all(s, stmt, {}, ModelRecord), core=True)
         return make_page(rows, limit, lambda r: r.model_id)
 
     def list_models_with_live(
@@ -114,25 +119,32 @@ class ModelOps(ServiceBase):
         **filters: Any,
     ) -> Page[ModelWithLive]:
         """A page of models, each with its live deployment, in one statement."""
-        models = self._models_page(limit, after, search, filters).subquery()
+        page = self._models_page(limit, after, search, filters).subquery()
         # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
         stmt = (
-            select(Model, Deployment)
-            .join(models, Model.model_id == models.c.model_id)
-            .outerjoin(Deployment, and_(Deployment.model_id == Model.model_id, Deployment.is_live == true()))
-            .order_by(Model.model_id)
+            select(page, DEPLOYMENTS)
+            .select_from(page)
+            .outerjoin(
+                DEPLOYMENTS, and_(DEPLOYMENTS.c.model_id == page.c.model_id, DEPLOYMENTS.c.is_live == true())
+            )
+            .order_by(page.c.model_id)
         )
+        split = len(MODELS.c)
 
-        def work(session: Session) -> list[ModelWithLive]:
+        def work(conn: Connection) -> list[ModelWithLive]:
             return [
                 ModelWithLive(
-                    model=ModelRecord.model_validate(m),
-                    live_deployment=DeploymentRecord.model_validate(d) if d is not None else None,
+                    model=ModelRecord.model_validate(dict(zip(MODEL_KEYS, row[:split]))),
+                    live_deployment=(
+                        DeploymentRecord.model_validate(dict(zip(DEPLOYMENT_KEYS, row[split:])))
+                        if row[split] is not None
+                        else None
+                    ),
                 )
-                for m, d in session.execute(stmt).all()
+                for row in conn.execute(stmt)
             ]
 
-        rows = self._read("list_models_with_live", work)
+        rows = self._read("list_models_with_live", work, core=True)
         return make_page(rows, limit, lambda r: r.model.model_id)
 
     def _models_page(
@@ -140,15 +152,15 @@ class ModelOps(ServiceBase):
     ) -> Select[Any]:
         limit = check_page(limit)
         query = check_filters(Model, filters)
-        stmt = select(Model).filter_by(**query).order_by(Model.model_id).limit(limit + 1)
+        stmt = select(MODELS).filter_by(**query).order_by(MODELS.c.model_id).limit(limit + 1)
         if after is not None:
             check_value(Model, "model_id", after, as_filter=True)
-            stmt = stmt.where(Model.model_id > after)
+            stmt = stmt.where(MODELS.c.model_id > after)
         if search is not None:
             check_value(Model, "description", search, as_filter=True)
             term = search.lower()
             stmt = stmt.where(
-                or_(*(func.lower(getattr(Model, f)).contains(term, autoescape=True) for f in MODEL_FIELDS))
+                or_(*(func.lower(MODELS.c[f]).contains(term, autoescape=True) for f in MODEL_FIELDS))
             )
         return stmt
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, insert, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lume_services.errors import (
@@ -56,6 +58,86 @@ def all_records(session: Session, stmt: Select[Any], record: Any) -> list[Any]:
     return [record.model_validate(row) for row in session.execute(stmt).scalars().unique()]
 
 
+# -- Core reads with prepared statements ---------------------------------------------
+# The hot reads select a table's columns with SQLAlchemy Core and validate the rows
+# into records directly: building the statement once per filter shape (instead of
+# per call) and skipping ORM instances makes a read several times cheaper, and a
+# Core row has the attribute names the records read (column names = field names
+# for model, deployment, project and flow).
+
+
+@functools.lru_cache(maxsize=512)
+def _filtered(
+    table: Table, keys: tuple[tuple[str, bool], ...], order: tuple[str, ...], limit: Optional[int]
+) -> Select[Any]:
+    stmt = select(table)
+    for name, is_null in keys:
+        column = table.c[name]
+        stmt = stmt.where(column.is_(None) if is_null else column == bindparam(f"_{name}"))
+    stmt = stmt.order_by(*(table.c[o[1:]].desc() if o.startswith("-") else table.c[o] for o in order))
+    return stmt.limit(limit) if limit is not None else stmt
+
+
+def filtered(
+    entity: Any, query: Mapping[str, Any], order: Sequence[str], limit: Optional[int] = None
+) -> tuple[Select[Any], dict[str, Any]]:
+    """A cached Core SELECT of ``entity``'s rows matching ``query`` (None means IS NULL), and its parameters.
+
+    ``order`` names columns, ``-name`` for descending.
+    """
+    keys = tuple(sorted((name, value is None) for name, value in query.items()))
+    params = {f"_{name}": value for name, value in query.items() if value is not None}
+    return _filtered(entity.__table__, keys, tuple(order), limit), params
+
+
+def fetch_first(
+    session: Union[Session, Connection], stmt: Select[Any], params: Mapping[str, Any], record: Any
+) -> Any:
+    row = session.execute(stmt, params).first()
+    return None if row is None else record.model_validate(row)
+
+
+def fetch_all(
+    session: Union[Session, Connection], stmt: Select[Any], params: Mapping[str, Any], record: Any
+) -> list[Any]:
+    return [record.model_validate(row) for row in session.execute(stmt, params)]
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_unless_exists(dialect: str, table: Table) -> Any:
+    pk = next(iter(table.primary_key.columns))
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing().returning(pk)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing().returning(pk)
+    if dialect in ("mysql", "mariadb"):
+        return insert(table).prefix_with("IGNORE")
+    return insert(table)
+
+
+def _dialect(unit: Union[Session, Connection]) -> str:
+    return unit.dialect.name if isinstance(unit, Connection) else unit.get_bind().dialect.name
+
+
+def insert_unless_exists(
+    session: Union[Session, Connection], table: Table, values: Mapping[str, Any]
+) -> Optional[int]:
+    """Insert one row in one statement; its new id, or None when a unique key of it exists.
+
+    ON CONFLICT DO NOTHING on SQLite and PostgreSQL, INSERT IGNORE on
+    MySQL/MariaDB: no error, so the transaction goes on. The values are
+    validated before, so IGNORE can only skip a duplicate key or (MySQL) a
+    missing parent row; SQLite and PostgreSQL raise IntegrityError for the latter.
+    """
+    dialect = _dialect(session)
+    result = session.execute(_insert_unless_exists(dialect, table), dict(values))
+    if dialect in ("mysql", "mariadb"):
+        return result.inserted_primary_key[0] if result.rowcount == 1 else None
+    if dialect in ("postgresql", "sqlite"):
+        return result.scalar()
+    return result.inserted_primary_key[0]
+
+
 def make_page(rows: list[T], limit: int, key: Callable[[T], Any]) -> Page[T]:
     if len(rows) > limit:
         rows = rows[:limit]
@@ -63,18 +145,21 @@ def make_page(rows: list[T], limit: int, key: Callable[[T], Any]) -> Page[T]:
     return Page(items=rows, next_after=None)
 
 
+_DEPLOYMENTS = Deployment.__table__
+DEMOTE_OTHERS = (
+    update(_DEPLOYMENTS)
+    .where(
+        _DEPLOYMENTS.c.model_id == bindparam("_model_id"),
+        _DEPLOYMENTS.c.is_live == true(),  # "= true", which an index on (model_id, is_live) can match
+        _DEPLOYMENTS.c.deployment_id != bindparam("_deployment_id"),
+    )
+    .values(is_live=False)
+)
+
+
 def make_live(session: Session, target: Deployment) -> None:
     """Demote the model's live deployment(s), then promote ``target``."""
-    session.execute(
-        update(Deployment)
-        .where(
-            Deployment.model_id == target.model_id,
-            Deployment.is_live.is_(True),
-            Deployment.deployment_id != target.deployment_id,
-        )
-        .values(is_live=False)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(DEMOTE_OTHERS, {"_model_id": target.model_id, "_deployment_id": target.deployment_id})
     target.is_live = True
     session.flush()
 

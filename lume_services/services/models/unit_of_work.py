@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,10 +47,11 @@ class ServiceBase:
             self._model_db.ensure_schema()
             self._schema_checked = True
 
-    def _write(self, operation: str, work: Callable[[Session], T]) -> T:
+    def _write(self, operation: str, work: Callable[[Any], T], *, core: bool = False) -> T:
+        """``work`` in one write transaction (on a Core connection with ``core``)."""
         self._ensure_schema()
         try:
-            return self._model_db.transact(work, operation=operation)
+            return self._model_db.transact(work, operation=operation, core=core)
         except IntegrityError:
             # A concurrent writer changed what our checks saw; never leak driver text.
             raise ConflictError(
@@ -58,9 +59,10 @@ class ServiceBase:
                 "written. Read the current state and try again."
             ) from None
 
-    def _read(self, operation: str, work: Callable[[Session], T]) -> T:
+    def _read(self, operation: str, work: Callable[[Any], T], *, core: bool = False) -> T:
+        """``work`` in one read transaction (on a Core connection with ``core``)."""
         self._ensure_schema()
-        return self._model_db.transact(work, operation=operation, write=False)
+        return self._model_db.transact(work, operation=operation, write=False, core=core)
 
     def _lock_model(self, session: Session, model_id: int) -> Model:
         row = session.execute(

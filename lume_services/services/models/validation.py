@@ -8,6 +8,7 @@ behave the same and gives one clear error naming the field.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -24,8 +25,9 @@ MAX_INT = 2**31 - 1  # MySQL INT
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+@functools.cache
 def columns(table: type[DeclarativeBase]) -> dict[str, Any]:
-    """ORM attribute name -> Column for a mapped class."""
+    """ORM attribute name -> Column for a mapped class (the mapping never changes: cached)."""
     return {attr.key: attr.columns[0] for attr in table.__mapper__.column_attrs}
 
 
