@@ -11,10 +11,12 @@ the rows and opens the transactions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Table, insert, or_, select, text, true, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, text, true, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from lume_services.errors import (
@@ -35,15 +37,41 @@ __all__ = ["WRITERS"]
 Row = dict[str, Any]
 
 
+def _with_keys(
+    session: Session, selected: list[Any], columns: list[Any], keys: Iterable[tuple[Any, ...]]
+) -> tuple[Any, dict[str, Any]]:
+    """SELECT ``selected`` of the rows whose ``columns`` equal one of ``keys`` (a unique key), and its parameters.
+
+    ``(a, b) IN ((..), ..)`` reaches the rows through the unique index on
+    MariaDB and stays cheap on SQLite; PostgreSQL plans a long row-value IN
+    list as a scan comparing every row with every key (seconds per batch at
+    100,000 rows), so there the keys are joined as ``unnest`` of one array
+    per column (a statement that is compiled once, whatever the batch size).
+    """
+    wanted = list(set(keys))
+    if session.get_bind().dialect.name != "postgresql":
+        return select(*selected).where(tuple_(*columns).in_(wanted)), {}
+    stmt = _join_unnest(tuple(selected), tuple(columns))
+    return stmt, {f"_key{i}": [key[i] for key in wanted] for i in range(len(columns))}
+
+
+@functools.lru_cache(maxsize=8)
+def _join_unnest(selected: tuple[Any, ...], columns: tuple[Any, ...]) -> Any:
+    arrays = [bindparam(f"_key{i}", type_=postgresql.ARRAY(c.type)) for i, c in enumerate(columns)]
+    given = func.unnest(*arrays).table_valued(*(c.key for c in columns)).render_derived(name="wanted")
+    table = columns[0].table
+    return select(*selected).join_from(given, table, and_(*(c == given.c[c.key] for c in columns)))
+
+
 def _ids_by_key(
     session: Session, pk: Any, columns: list[Any], keys: Iterable[tuple[Any, ...]]
 ) -> dict[Any, int]:
     """{unique key: id} for the rows with these keys (one SELECT)."""
-    wanted = set(keys)
-    if not wanted:
+    keys = list(keys)
+    if not keys:
         return {}
-    stmt = select(pk, *columns).where(tuple_(*columns).in_(wanted))
-    return {tuple(found[1:]): found[0] for found in session.execute(stmt)}
+    stmt, params = _with_keys(session, [pk, *columns], columns, keys)
+    return {tuple(found[1:]): found[0] for found in session.execute(stmt, params)}
 
 
 def _insert_new(
@@ -163,9 +191,12 @@ def _write_deployments(session: Session, rows: list[Row]) -> list[int]:
     known: dict[tuple[int, str], tuple[Optional[int], str]] = {
         (m, v): (d, sha)
         for d, m, v, sha in session.execute(
-            select(
-                Deployment.deployment_id, Deployment.model_id, Deployment.version, Deployment.sha256
-            ).where(tuple_(Deployment.model_id, Deployment.version).in_(set(keys)))
+            *_with_keys(
+                session,
+                [Deployment.deployment_id, Deployment.model_id, Deployment.version, Deployment.sha256],
+                [Deployment.model_id, Deployment.version],
+                keys,
+            )
         ).all()
     }
     by_id = _existing(
