@@ -86,11 +86,7 @@ def _find_flow(svc: Any, item: ComposingFlow, default_project: str) -> FlowRecor
     ]
     if not flows:
         raise FlowNotFoundError({"flow_name": item.name, "project_name": project})
-    deployments = {
-        d.deployment_id: d
-        for d in svc.get_deployments()
-        if d.deployment_id in {f.deployment_id for f in flows}
-    }
+    deployments = {f.deployment_id: svc.get_deployment(deployment_id=f.deployment_id) for f in flows}
 
     def rank(f: FlowRecord) -> tuple:
         d = deployments[f.deployment_id]

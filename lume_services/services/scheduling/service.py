@@ -240,6 +240,7 @@ class SchedulingService:
         """Submit a run of the Prefect deployment ``flow_id``; returns the flow run id at once."""
         with self._client() as client:
             run, process = self._submit(client, flow_id, parameters or {})
+            self._processes = [p for p in self._processes if p.poll() is None]  # reap finished ones
             if process is not None:
                 self._processes.append(process)
             return str(run.id)
