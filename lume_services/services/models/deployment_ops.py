@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lume_services.errors import (
     DeploymentNotFoundError,
     InUseError,
+    ModelNotFoundError,
 )
 from lume_services.services.models.db.schema import Deployment, Flow, Model, Project
 from lume_services.services.models.queries import (
@@ -56,6 +57,7 @@ MAKE_LIVE = (
     )
     .values(is_live=case((_ID, true()), else_=false()))
 )
+LOCK_MODEL = select(Model.model_id).where(Model.model_id == bindparam("_model_id")).with_for_update()
 # Lock the model that owns a deployment (the subquery's rows are not locked).
 LOCK_OWNER = (
     select(Model.model_id)
@@ -110,17 +112,18 @@ class DeploymentOps(ServiceBase):
             self._lock_model(session, model_id)
             return upsert_deployment(session, values, is_live=is_live).deployment_id
 
+        def insert_new(conn: Connection) -> Optional[int]:
+            if conn.execute(LOCK_MODEL, {"_model_id": model_id}).scalar_one_or_none() is None:
+                raise ModelNotFoundError({"model_id": model_id})
+            return insert_unless_exists(conn, DEPLOYMENTS, values)
+
         if not is_live:
-            # A new version that is not live needs no lock: one INSERT, which the unique
-            # (model_id, version) key and the foreign key keep correct. When the version
-            # exists (or the model does not), the full path below says what to return.
+            # A new version that is not live: lock the model and INSERT, on a Core
+            # connection. An existing version (None) takes the full path below, which
+            # returns it or says how it differs.
             self._ensure_schema()
             try:
-                new_id = self._model_db.transact(
-                    lambda c: insert_unless_exists(c, DEPLOYMENTS, values),
-                    operation="store_deployment",
-                    core=True,
-                )
+                new_id = self._model_db.transact(insert_new, operation="store_deployment", core=True)
             except IntegrityError:
                 new_id = None
             if new_id is not None:
