@@ -182,3 +182,45 @@ class TestAllOrNothing:
                 flow_name="x", project_name="test",
             )  # fmt: skip
         assert len(flow.flow_id) == 36
+
+
+DOCKER_TEMPLATE = {
+    "job_configuration": {"image": "{{ image }}", "command": "{{ command }}", "env": "{{ env }}"},
+    "variables": {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string"},
+            "command": {"type": "string"},
+            "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+
+
+class TestContainerBackends:
+    def test_docker_pool_job_runs_the_deployments_image(self, registry, artifacts, monkeypatch):
+        """No container engine here: check what Prefect would launch, without launching it."""
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectAlreadyExists
+        from prefect.utilities.templating import apply_values
+
+        with registry.scheduling_service()._client() as client:
+            try:
+                client.create_work_pool(
+                    WorkPoolCreate(name="lume-docker", type="docker", base_job_template=DOCKER_TEMPLATE)
+                )
+            except ObjectAlreadyExists:
+                pass
+        monkeypatch.setenv("LUME_BACKEND", "docker")
+        monkeypatch.setenv("LUME_PREFECT__POOL_NAME", "lume-docker")
+        ctx = config.configure()
+        model = Model.create_model(**MODEL)
+        ctx.model_db_service().store_project(project_name="containers", description="d")
+        record = model.store_deployment(artifacts["sdist"], project_name="containers")
+        assert record.image == "registry.example.org/slac/my-model:v0.1.0"
+        deployment = ctx.scheduling_service().read_flow(model.deployment.flow.flow_id)
+        assert deployment.work_pool_name == "lume-docker"
+        job = apply_values(DOCKER_TEMPLATE["job_configuration"], deployment.job_variables)
+        assert job["image"] == record.image
+        assert job["env"]["PREFECT_RESULTS_DEFAULT_SERIALIZER"] == "json"
+        assert "command" not in deployment.job_variables  # the image's own python runs the flow
