@@ -113,7 +113,9 @@ class DeploymentOps(ServiceBase):
             return upsert_deployment(session, values, is_live=is_live).deployment_id
 
         def insert_new(conn: Connection) -> Optional[int]:
-            if conn.execute(LOCK_MODEL, {"_model_id": model_id}).scalar_one_or_none() is None:
+            # On SQLite, BEGIN IMMEDIATE is the lock, and the foreign key reports a missing model.
+            locking = conn.dialect.name != "sqlite"
+            if locking and conn.execute(LOCK_MODEL, {"_model_id": model_id}).scalar_one_or_none() is None:
                 raise ModelNotFoundError({"model_id": model_id})
             return insert_unless_exists(conn, DEPLOYMENTS, values)
 
