@@ -97,7 +97,15 @@ def build(service: ModelDBService) -> Registry:
 TABLES = [t.name for t in Base.metadata.sorted_tables]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+# SQLite and MariaDB, as far as LUME_TEST_DIALECTS selects them (see tests/conftest.py)
+PLANNED = [
+    d
+    for d in ("sqlite", "mariadb")
+    if d in os.environ.get("LUME_TEST_DIALECTS", "sqlite,mariadb,postgresql").replace(" ", "").split(",")
+]
+
+
+@pytest.fixture(scope="module", params=PLANNED)
 def registry(request, server_pool, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plans")
     db = ModelDB(
