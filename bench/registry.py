@@ -489,6 +489,7 @@ def single_operations(
             "floor": lambda: floor.insert_model({**model_fields(f"floor {nxt()}"), "created": _now()}),
         },
         n,
+        rounds=20,  # fast calls: finer turns, so that load bursts hit all systems alike
     )
     results.append(Result(dialect, "create model", "create_registered_model + 5 tags", **created))
 
@@ -501,6 +502,7 @@ def single_operations(
             ),
         },
         n,
+        rounds=20,  # fast calls: finer turns, so that load bursts hit all systems alike
     )
     results.append(Result(dialect, "store deployment", "create_model_version", **stored))
 
@@ -512,6 +514,7 @@ def single_operations(
             "floor": lambda: floor.get_model(model_id),
         },
         n,
+        rounds=20,  # fast calls: finer turns, so that load bursts hit all systems alike
     )
     results.append(Result(dialect, "get model by id", "get_registered_model", **got))
 
@@ -522,6 +525,7 @@ def single_operations(
             "mlflow_latest_versions": lambda: store.get_latest_versions("bench-single"),
         },
         n,
+        rounds=20,  # fast calls: finer turns, so that load bursts hit all systems alike
     )
     results.append(
         Result(
@@ -543,6 +547,7 @@ def single_operations(
             "mlflow": lambda: store.set_registered_model_alias("bench-single", "live", next(versions)),
         },
         n,
+        rounds=20,  # fast calls: finer turns, so that load bursts hit all systems alike
     )
     results.append(Result(dialect, "set live", "set_registered_model_alias", **made_live))
     return results
