@@ -191,6 +191,10 @@ class Model:
 
     def set_live(self, deployment_id: int) -> DeploymentRecord:
         """Make one of this model's deployments the live one."""
-        if not any(d.deployment_id == deployment_id for d in self.deployments):
+        try:
+            owner = self.model_db_service.get_deployment(deployment_id=deployment_id).model_id
+        except DeploymentNotFoundError:
+            owner = None
+        if owner != self.model_id:
             raise DeploymentNotRegisteredError(self.model_id, deployment_id)
         return self.model_db_service.set_live(deployment_id)

@@ -106,19 +106,10 @@ class DeploymentOps(ServiceBase):
         raises :class:`DeploymentConflictError`. Making a deployment live
         demotes the model's previous live deployment in the same transaction.
         """
-        values = check_values(
-            Deployment,
-            dict(
-                model_id=model_id,
-                version=version,
-                source=source,
-                package_import_name=package_import_name,
-                image=image,
-                is_live=is_live,
-                asset_dir=asset_dir,
-            ),
-        )
-        values["sha256"] = normalize_sha256(sha256)
+        values = deployment_values(
+            model_id=model_id, version=version, source=source, sha256=sha256, image=image,
+            package_import_name=package_import_name, is_live=is_live, asset_dir=asset_dir,
+        )  # fmt: skip
 
         def work(session: Session) -> int:
             self._lock_model(session, model_id)
@@ -164,19 +155,10 @@ class DeploymentOps(ServiceBase):
         Both rows are written or neither is. Returns ``(deployment_id,
         flow_id)``; an identical existing pair is returned as it is.
         """
-        values = check_values(
-            Deployment,
-            dict(
-                model_id=model_id,
-                version=version,
-                source=source,
-                image=image,
-                package_import_name=package_import_name,
-                is_live=is_live,
-                asset_dir=asset_dir,
-            ),
-        )
-        values["sha256"] = normalize_sha256(sha256)
+        values = deployment_values(
+            model_id=model_id, version=version, source=source, sha256=sha256, image=image,
+            package_import_name=package_import_name, is_live=is_live, asset_dir=asset_dir,
+        )  # fmt: skip
         flow = check_values(Flow, dict(flow_id=flow_id, flow_name=flow_name, project_name=project_name))
 
         def work(session: Session) -> tuple[int, str]:
@@ -329,3 +311,10 @@ class DeploymentOps(ServiceBase):
             session.execute(delete(Deployment).where(Deployment.deployment_id == deployment_id))
 
         self._write("delete_deployment", work)
+
+
+def deployment_values(*, sha256: str, **fields: Any) -> dict[str, Any]:
+    """A deployment's column values, validated against the schema (sha256 normalised)."""
+    values = check_values(Deployment, fields)
+    values["sha256"] = normalize_sha256(sha256)
+    return values
