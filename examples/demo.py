@@ -5,10 +5,11 @@ registers a model and a project, then stores the package as a deployment
 (built to an sdist, inspected without running it, installed into its own
 environment, its Prefect flow loaded there and registered with Prefect's
 ephemeral server), and prints the registry through the `lume-services` CLI.
-Then it runs the deployment and prints its result, and composes and runs a
-two-step flow of flows (the second step's input fed from the first step's
-`evaluate` task). Safe to re-run: the same artifact returns the existing
-deployment and the same composition the existing flow of flows.
+Then it runs the deployment and prints its result, and composes a two-step
+flow of flows (the second step's input fed from the first step's `evaluate`
+task), stores it as version 1.0 of a pipeline model, loads it with
+`Model(deployment_id=...)` and runs it. Safe to re-run: the same artifact
+returns the existing deployment and the same composition the existing one.
 
     make demo            # LUME_HOME=.lume-home python examples/demo.py
 """
@@ -21,7 +22,6 @@ from pathlib import Path
 
 from lume_services import config
 from lume_services.cli.main import cli
-from lume_services.flows.compose import compose, run_flow_of_flows
 from lume_services.models import Model
 
 SAMPLE = Path(__file__).resolve().parent / "my-model"
@@ -65,10 +65,21 @@ def main() -> None:
     print(f"Running deployment {record.deployment_id} with {inputs} (in its own environment)...")
     print(f"  result: {model.run_and_return(inputs, timeout=600)}")
     print(f"  task 'evaluate': {model.run_and_return(inputs, task_name='evaluate', timeout=600)}\n")
-    parent = compose(PIPELINE)
-    steps = model_db_service.get_flow_of_flows(parent_flow_id=parent)
-    print(f"Flow of flows {parent}: " + " -> ".join(f"{s.position}. {s.flow.flow_name}" for s in steps))
-    out = run_flow_of_flows(parent, {"my-model": inputs}, timeout=900)
+    pipeline = Model.create_model(
+        author="Jackie Garrahan",
+        laboratory="slac",
+        facility="lcls",
+        beampath="cu_hxr",
+        description="two-step pipeline",
+    )
+    composite = pipeline.compose(PIPELINE, version="1.0")
+    stored = Model(deployment_id=composite.deployment_id)  # loads the composite and its steps
+    steps = " -> ".join(f"{s.position}. {s.flow.flow_name}" for s in stored.deployment.flow_of_flows)
+    print(
+        f"Flow of flows {stored.deployment.flow.flow_id}: {steps}\n  stored as deployment "
+        f"{composite.deployment_id} (model {pipeline.model_id}, version {composite.version})"
+    )
+    out = stored.run_and_return({"my-model": inputs}, timeout=900)
     print(f"  result: {out['result']}\n")
     print(f"Done in {time.monotonic() - started:.1f} s.")
 

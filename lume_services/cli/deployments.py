@@ -81,7 +81,7 @@ def deployment_fields(d: DeploymentRecord) -> list[tuple[str, Any]]:
 @json_option
 @handle_errors
 def show_deployment(deployment_id: int, as_json: bool) -> None:
-    """Show a deployment with its flow and project (once registered)."""
+    """Show a deployment with its flow and project (once registered), and a flow of flows' steps."""
     service = get_service()
     model_id = service.get_deployment(deployment_id=deployment_id).model_id
     loaded = service.load_deployment(model_id=model_id, deployment_id=deployment_id)
@@ -95,8 +95,10 @@ def show_deployment(deployment_id: int, as_json: bool) -> None:
             ("Flow id", flow.flow_id if flow else "(not registered)"),
             ("Flow name", flow.flow_name if flow else None),
             ("Project", project.project_name if project else None),
+            *([("Steps", " -> ".join(f"{s.position}. {s.flow.flow_name}" for s in loaded.flow_of_flows))]
+              if loaded.flow_of_flows else []),
         ]
-    )
+    )  # fmt: skip
 
 
 def _live_of(service: ModelDBService, model_id: int) -> Optional[DeploymentRecord]:

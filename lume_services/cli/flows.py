@@ -17,19 +17,36 @@ def flows() -> None:
 
 @flows.command("compose")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model-id", type=int, default=None, help="Store it as a version of this model.")
+@click.option("--version", default=None, help="The model version it is stored as (with --model-id).")
+@click.option("--live/--not-live", default=True, show_default=True, help="Make that version live.")
 @json_option
 @handle_errors
-def compose_command(file: str, as_json: bool) -> None:
-    """Validate FILE (flow-of-flows YAML), register it with Prefect and store it."""
+def compose_command(
+    file: str, model_id: Optional[int], version: Optional[str], live: bool, as_json: bool
+) -> None:
+    """Validate FILE (flow-of-flows YAML), register it with Prefect and store it.
+
+    With --model-id and --version it becomes that version of the model, so
+    `Model(deployment_id=...)` loads and runs it like any deployment.
+    """
     from lume_services.flows.compose import compose
 
     service = get_service()
-    parent = compose(file)
+    parent = compose(file, model_id=model_id, version=version, is_live=live)
     steps = service.get_flow_of_flows(parent_flow_id=parent)
+    deployment_id = service.get_flow(flow_id=parent).deployment_id
     if as_json:
-        print_json({"flow_id": parent, "steps": [s.model_dump(mode="json") for s in steps]})
+        print_json(
+            {
+                "flow_id": parent,
+                "deployment_id": deployment_id,
+                "steps": [s.model_dump(mode="json") for s in steps],
+            }
+        )
         return
-    click.echo(f"Flow of flows {parent} composed of:")
+    owner = f" (deployment {deployment_id} of model {model_id}, version {version})" if deployment_id else ""
+    click.echo(f"Flow of flows {parent}{owner} composed of:")
     print_table(
         steps,
         [("Position", lambda s: s.position), ("Flow", lambda s: s.flow.flow_name), ("Flow id", lambda s: s.flow_id),

@@ -10,40 +10,124 @@ rows written in one transaction (undoing the registration if that fails).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from lume_services.environment.runner import describe_flow
-from lume_services.errors import DeploymentNotFoundError, FlowNotFoundError, ValidationError
-from lume_services.flows.spec import ComposingFlow, FlowOfFlowsSpec
+from lume_services.errors import (
+    DeploymentConflictError,
+    DeploymentNotFoundError,
+    FlowAlreadyExistsError,
+    FlowNotFoundError,
+    ValidationError,
+)
+from lume_services.flows.spec import COMPOSITE_PACKAGE, ComposingFlow, FlowOfFlowsSpec
 from lume_services.services.models.records import FlowRecord
 
 
-def compose(spec: Union[FlowOfFlowsSpec, str, Path], *, context: Any = None) -> str:
-    """Register the composition; returns the parent flow id (a Prefect deployment id)."""
+def compose(
+    spec: Union[FlowOfFlowsSpec, str, Path],
+    *,
+    model_id: Optional[int] = None,
+    version: Optional[str] = None,
+    is_live: bool = True,
+    context: Any = None,
+) -> str:
+    """Register the composition; returns the parent flow id (a Prefect deployment id).
+
+    With ``model_id`` and ``version`` the composition is stored as that
+    version of the model (a deployment row owning the parent flow, live
+    unless ``is_live=False``), so ``Model(deployment_id=...)`` loads and
+    runs it. Without them it is stored on its own, found by its flow id.
+    """
     from lume_services import config
 
     ctx = context or config.get_context()
+    source = str(Path(spec).resolve()) if isinstance(spec, (str, Path)) else None
     if not isinstance(spec, FlowOfFlowsSpec):
         spec = FlowOfFlowsSpec.from_yaml(spec)
     svc, scheduling = ctx.model_db_service(), ctx.scheduling_service()
     project = svc.get_project(project_name=spec.project_name)
     steps = [{k: v for k, v in s.items() if not k.startswith("_")} for s in _resolve_steps(spec, ctx)]
+    composing = [
+        {"flow_id": s["flow_id"], "mapped_parameters": s["mapped_parameters"] or None} for s in steps
+    ]
+    deployment = _deployment(svc, spec, composing, model_id, version, is_live, source)
+    if deployment is None:
+        _require_same_or_new(svc, spec, composing)
     scheduling.create_project(project.project_name, description=project.description)
     parent_id = scheduling.register_composite(
-        name=spec.name, project_name=spec.project_name, steps=steps,
+        name=spec.name, project_name=spec.project_name, steps=steps, model_id=model_id, version=version,
         description=" -> ".join(s["name"] for s in steps),
     )  # fmt: skip
     try:
         svc.store_flow_of_flows(
             parent_flow_id=parent_id, flow_name=spec.name, project_name=spec.project_name,
-            composing_flows=[{"flow_id": s["flow_id"], "mapped_parameters": s["mapped_parameters"] or None} for s in steps],
+            composing_flows=composing, deployment=deployment,
         )  # fmt: skip
     except Exception:
         if not svc.get_flows(flow_id=parent_id):
             scheduling.delete_flow(parent_id)
         raise
     return parent_id
+
+
+def composition_sha256(spec: FlowOfFlowsSpec, composing: list[dict[str, Any]]) -> str:
+    """The identity of a composition: its name, project and resolved steps."""
+    canonical = json.dumps(
+        {"name": spec.name, "project_name": spec.project_name, "steps": composing},
+        sort_keys=True, separators=(",", ":"),
+    )  # fmt: skip
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _deployment(
+    svc: Any,
+    spec: FlowOfFlowsSpec,
+    composing: list[dict[str, Any]],
+    model_id: Optional[int],
+    version: Optional[str],
+    is_live: bool,
+    source: Optional[str],
+) -> Optional[dict[str, Any]]:
+    """The deployment row a versioned composition is stored as (checked before Prefect is touched)."""
+    if model_id is None and version is None:
+        return None
+    if model_id is None or version is None:
+        missing, given = ("model_id", version) if model_id is None else ("version", model_id)
+        raise ValidationError(
+            missing, None, f"a flow of flows stored as a model version needs both model_id and version "
+            f"(got only {'version' if model_id is None else 'model_id'} {given!r})",
+        )  # fmt: skip
+    svc.get_model(model_id=model_id)  # ModelNotFoundError before anything is registered
+    deployment = {
+        "model_id": model_id, "version": version, "sha256": composition_sha256(spec, composing),
+        "source": source or f"flow-of-flows:{spec.name}", "package_import_name": COMPOSITE_PACKAGE,
+        "is_live": is_live,
+    }  # fmt: skip
+    existing = svc.get_deployments(model_id=model_id, version=version)
+    if existing and existing[0].sha256 != deployment["sha256"]:
+        raise DeploymentConflictError(model_id, version, existing[0].sha256, deployment["sha256"])
+    return deployment
+
+
+def _require_same_or_new(svc: Any, spec: FlowOfFlowsSpec, composing: list[dict[str, Any]]) -> None:
+    """Refuse to re-register a stored composition's name with other steps (it would overwrite it in Prefect)."""
+    for flow in svc.get_flows(flow_name=spec.name, project_name=spec.project_name, composite=True):
+        if flow.deployment_id is not None:
+            continue
+        stored = [
+            {"flow_id": s.flow_id, "mapped_parameters": s.mapped_parameters}
+            for s in svc.get_flow_of_flows(parent_flow_id=flow.flow_id)
+        ]
+        if stored != composing:
+            raise FlowAlreadyExistsError(
+                flow.flow_id,
+                f"as flow of flows {spec.name!r} in project {spec.project_name!r} with other steps; "
+                "give the new composition another name, or store it as a model version (model_id, version)",
+            )
 
 
 def _resolve_steps(spec: FlowOfFlowsSpec, ctx: Any) -> list[dict[str, Any]]:
@@ -79,10 +163,19 @@ def _resolve_steps(spec: FlowOfFlowsSpec, ctx: Any) -> list[dict[str, Any]]:
 def _find_flow(svc: Any, item: ComposingFlow, default_project: str) -> FlowRecord:
     """A step's flow: by id, or by name in the project (the live deployment's, else the latest)."""
     if item.flow_id:
-        return svc.get_flow(flow_id=item.flow_id)
+        flow = svc.get_flow(flow_id=item.flow_id)
+        if flow.composite:
+            raise ValidationError(
+                "flow_id", item.flow_id,
+                f"it is the flow of flows {flow.flow_name!r}; a step must be a model's flow "
+                "(list its steps in this composition instead)",
+            )  # fmt: skip
+        return flow
     project = item.project_name or default_project
     flows = [
-        f for f in svc.get_flows(flow_name=item.name, project_name=project) if f.deployment_id is not None
+        f
+        for f in svc.get_flows(flow_name=item.name, project_name=project, composite=False)
+        if f.deployment_id is not None
     ]
     if not flows:
         raise FlowNotFoundError({"flow_name": item.name, "project_name": project})

@@ -5,12 +5,17 @@ no registry database: for each step in order it starts the child deployment
 as a subflow run (each child in its own environment: inline, or by a worker),
 waits for it, and feeds mapped outputs into later steps' parameters. A child
 failure stops the composite with a message naming the child and its run.
-This module runs inside the flow-run process (the registry's interpreter).
+
+It runs in the registry's interpreter: in a flow-run process started by a
+worker, or, with the inline executor, in the caller's own process
+(``SchedulingService.run_and_return`` sets :data:`inline_executor` to its own
+executor, whose deadline then bounds every step).
 """
 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
 from uuid import UUID
@@ -19,9 +24,11 @@ from prefect import flow, get_client
 from prefect.deployments import run_deployment
 
 from lume_services.errors import FlowFailedError
+from lume_services.flows.spec import COMPOSITE_FLOW_NAME
 from lume_services.services.scheduling import runs
 
-COMPOSITE_FLOW_NAME = "lume-flow-of-flows"
+# Set by a caller that runs the composite in its own process.
+inline_executor: ContextVar[Optional[runs.InlineExecutor]] = ContextVar("inline_executor", default=None)
 
 
 def select(value: Any, index: Optional[list[Any]]) -> Any:
@@ -49,18 +56,31 @@ def step_parameters(step: dict[str, Any], given: dict[str, Any], outputs: dict[s
     return params
 
 
+def _executor() -> runs.InlineExecutor:
+    """The caller's executor, or one from this flow-run process's environment (its job's env)."""
+    executor = inline_executor.get()
+    if executor is not None:
+        return executor
+    env = {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "PATH", "HOME"))}
+    logs = Path(os.environ.get("LUME_RUN_LOGS") or Path(os.environ["PREFECT_HOME"]) / "runs")
+    return runs.InlineExecutor(env, logs)
+
+
 def _run_child(
     client: Any, step: dict[str, Any], params: dict[str, Any], inline: bool, timeout: float
 ) -> Any:
+    executor = _executor()
     child = run_deployment(UUID(step["flow_id"]), parameters=params, timeout=0, as_subflow=True)
-    process = None
-    if inline:
-        deployment = client.read_deployment(UUID(step["flow_id"]))
-        python = Path(str(deployment.job_variables.get("command", "")).split(" ")[0])
-        env = {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "PATH", "HOME"))}
-        logs = Path(os.environ.get("LUME_RUN_LOGS") or Path(os.environ["PREFECT_HOME"]) / "runs")
-        process = runs.start_inline(client, child.id, python, env, logs)
-    finished = runs.wait(client, child.id, timeout, process)
+    process = (
+        executor.start(client, client.read_deployment(UUID(step["flow_id"])), child.id) if inline else None
+    )
+    try:
+        finished = runs.wait(client, child.id, executor.remaining(timeout), process)
+    except BaseException:
+        # Interrupted (Ctrl-C, a cancelled parent): do not leave the child running.
+        if process is not None and process.poll() is None:
+            runs.cancel(client, child.id, process, reason="its flow of flows was interrupted")
+        raise
     if not finished.state.is_completed():
         raise FlowFailedError(
             str(finished.id),

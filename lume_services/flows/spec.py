@@ -25,6 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lume_services.errors import ValidationError as LumeValidationError
 
+# The Prefect flow every composite's parent deployment runs (see composite.py).
+COMPOSITE_FLOW_NAME = "lume-flow-of-flows"
+COMPOSITE_PACKAGE = "lume_services.flows.composite"
+COMPOSITE_ENTRYPOINT = f"{COMPOSITE_PACKAGE}.run_flow_of_flows"
+
 
 class MappedParameter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

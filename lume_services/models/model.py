@@ -27,8 +27,9 @@ class Model:
     """A registered model.
 
     Build it from an id (``Model(model_id=1)``), from one of its deployments
-    (``Model(deployment_id=7)``, which also loads that deployment), or get or
-    create it with :meth:`create_model`.
+    (``Model(deployment_id=7)``, which also loads that deployment: a
+    package's, or a flow of flows stored with :meth:`compose`, then with its
+    steps), or get or create it with :meth:`create_model`.
     """
 
     def __init__(
@@ -152,14 +153,36 @@ class Model:
         self.load_deployment(record.deployment_id)
         return record
 
+    def compose(self, spec: Any, version: str, *, is_live: bool = True) -> DeploymentRecord:
+        """Store a flow of flows (a YAML file or FlowOfFlowsSpec) as a version of this model.
+
+        The composition is validated against the registry, registered with
+        Prefect, and recorded as deployment ``version`` of this model, live
+        unless ``is_live=False``; it is left loaded as ``self.deployment``.
+        The same composition again returns the same deployment; other steps
+        under the same version raise DeploymentConflictError.
+        """
+        from lume_services import config
+        from lume_services.flows.compose import compose
+
+        context = config.get_context()
+        parent = compose(spec, model_id=self.model_id, version=version, is_live=is_live, context=context)
+        flow = self.model_db_service.get_flow(flow_id=parent)
+        self.load_deployment(flow.deployment_id)
+        assert self.deployment is not None
+        return self.deployment.deployment
+
     def run(self, parameters: Optional[dict[str, Any]] = None) -> str:
         """Submit a run of the loaded deployment's flow (the latest when none is loaded).
 
         Returns the Prefect flow run id at once. Without a Prefect server
         configured the run executes in a subprocess of this process, which
         must stay alive until it finishes (use run_and_return to wait).
+        For a flow of flows, ``parameters`` maps a step's flow name to that
+        step's parameters.
         """
-        return self._scheduling().run(self._flow_id(), parameters or {})
+        flow_id, params = self._flow_parameters(parameters)
+        return self._scheduling().run(flow_id, params)
 
     def run_and_return(
         self,
@@ -170,19 +193,22 @@ class Model:
         """Run the flow, wait for it, and return its result (or task ``task_name``'s).
 
         A run still going after ``timeout`` seconds is cancelled and
-        RunTimeoutError raised; a failed run raises FlowFailedError.
+        RunTimeoutError raised; a failed run raises FlowFailedError. A flow
+        of flows returns ``{"result": <last step's result>, "steps": {<flow
+        name>: <result>}}``.
         """
-        return self._scheduling().run_and_return(
-            self._flow_id(), parameters or {}, task_name=task_name, timeout=timeout
-        )
+        flow_id, params = self._flow_parameters(parameters)
+        return self._scheduling().run_and_return(flow_id, params, task_name=task_name, timeout=timeout)
 
-    def _flow_id(self) -> str:
+    def _flow_parameters(self, parameters: Optional[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """The Prefect deployment to run and its parameters (a composite takes them per step)."""
         if self.deployment is None:
             self.load_deployment()
         assert self.deployment is not None
-        if self.deployment.flow is None:
+        flow = self.deployment.flow
+        if flow is None:
             raise DeploymentNotRegisteredError(self.model_id, self.deployment.deployment.deployment_id)
-        return self.deployment.flow.flow_id
+        return flow.flow_id, {"parameters": parameters or {}} if flow.composite else parameters or {}
 
     def _scheduling(self) -> Any:
         from lume_services import config

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import importlib.metadata
 import importlib.util
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 from pathlib import Path

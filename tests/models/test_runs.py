@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from e2e_marks import on_every_dialect
+from worker_process import running_worker
 
 from lume_services import config
 from lume_services.errors import (
@@ -96,18 +92,6 @@ class TestWorker:
     ):
         monkeypatch.setenv("LUME_PREFECT__EXECUTOR", "worker")
         config.configure()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
-        exe = Path(sys.executable).parent / "lume-services"
-        worker = subprocess.Popen([str(exe), "worker"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        try:
+        with running_worker():  # stopped with one SIGTERM, leaving no process behind
             result = Model(model_id=deployed.model_id).run_and_return({"input1": 3.0}, timeout=180)
-            assert result == {"sum": 8.0, "inputs": [3.0, 2.0]}
-        finally:
-            worker.send_signal(signal.SIGTERM)  # one SIGTERM stops it and its children
-            code = worker.wait(timeout=60)
-            output = worker.stdout.read().decode(errors="replace")
-        assert code == 0, output
-        leftover = subprocess.run(["pgrep", "-s", str(worker.pid)], capture_output=True, text=True)
-        assert leftover.stdout.strip() == "", output
+        assert result == {"sum": 8.0, "inputs": [3.0, 2.0]}

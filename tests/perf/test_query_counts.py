@@ -121,3 +121,25 @@ class TestConstantStatementCount:
             fresh.get_model(model_id=scenario.model.model_id)
         assert 1 <= len(first.queries) - len(second.queries) <= 2
         assert len(second.queries) == 1
+
+    def test_a_flow_of_flows_deployment_loads_its_steps_in_one_more_statement(self, service):
+        """Model(deployment_id=...) of a composition: 3 statements plus 1 for its steps, at 1 or 300 steps."""
+        from factories import deployment_fields, make_flow, make_model, make_project
+
+        project = make_project(service)
+        flows = [make_flow(service, project_name=project) for _ in range(3)]
+        counted = {}
+        for n in (1, 300):
+            fields = deployment_fields(
+                make_model(service), package_import_name="lume_services.flows.composite"
+            )
+            parent = service.store_flow_of_flows(
+                parent_flow_id=f"composite-{n}", flow_name="composite", project_name=project,
+                composing_flows=[flows[i % 3] for i in range(n)], deployment=fields,
+            )  # fmt: skip
+            deployment_id = service.get_flow(flow_id=parent).deployment_id
+            with Statements(service.model_db.engine) as statements:
+                loaded = Model(deployment_id=deployment_id, model_db_service=service).deployment
+            assert len(loaded.flow_of_flows) == n
+            counted[n] = statements.queries
+        assert len(counted[1]) == len(counted[300]) == 4, counted

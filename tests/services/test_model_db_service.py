@@ -579,6 +579,80 @@ class TestFlowOfFlows:
         assert count(model_db, Flow) == 1
 
 
+class TestFlowOfFlowsAsDeployment:
+    """A composition stored as a version of a model: one deployment row owns the parent flow."""
+
+    def store(self, service, model_id, project, steps, version="1.0", parent="parent", **deployment):
+        fields = {
+            "model_id": model_id, "version": version, "source": "flow-of-flows:c", "sha256": sha(7),
+            "package_import_name": "lume_services.flows.composite", "is_live": True, **deployment,
+        }  # fmt: skip
+        return service.store_flow_of_flows(
+            parent_flow_id=parent, flow_name="c", project_name=project, composing_flows=steps,
+            deployment=fields,
+        )  # fmt: skip
+
+    def test_load_deployment_gives_the_composite_and_its_steps(self, service):
+        project = make_project(service)
+        a, b = make_flow(service, project_name=project), make_flow(service, project_name=project)
+        owner = make_model(service)
+        assert self.store(service, owner, project, [a, b]) == "parent"
+        composite = service.get_flow(flow_id="parent")
+        assert composite.composite and composite.deployment_id is not None
+        loaded = service.load_deployment(model_id=owner, deployment_id=composite.deployment_id)
+        assert (
+            loaded.deployment.is_live
+            and loaded.deployment.package_import_name == "lume_services.flows.composite"
+        )
+        assert loaded.flow == composite and loaded.project.project_name == project
+        assert [(s.position, s.flow_id) for s in loaded.flow_of_flows] == [(1, a), (2, b)]
+        step = service.get_deployment(deployment_id=service.get_flow(flow_id=a).deployment_id)
+        plain = service.load_deployment(model_id=step.model_id)
+        assert plain.flow.flow_id == a and plain.flow_of_flows == []
+
+    def test_identical_again_returns_it_and_another_sha_conflicts_storing_nothing(self, service, model_db):
+        project = make_project(service)
+        a, b = make_flow(service, project_name=project), make_flow(service, project_name=project)
+        owner = make_model(service)
+        self.store(service, owner, project, [a, b])
+        before = (count(model_db, Deployment), count(model_db, Flow), count(model_db, FlowOfFlows))
+        assert self.store(service, owner, project, [a, b]) == "parent"
+        with pytest.raises(DeploymentConflictError):
+            self.store(service, owner, project, [b], parent="other", sha256=sha(5))
+        with pytest.raises(FlowNotFoundError):
+            self.store(service, owner, project, [a, "nope"], version="2.0", parent="p2")
+        assert (count(model_db, Deployment), count(model_db, Flow), count(model_db, FlowOfFlows)) == before
+
+    def test_a_deployment_with_a_flow_cannot_own_a_composite_too(self, service, model_db):
+        project = make_project(service)
+        a = make_flow(service, project_name=project)
+        taken = service.get_deployment(deployment_id=service.get_flow(flow_id=a).deployment_id)
+        with pytest.raises(FlowAlreadyExistsError, match="one flow per deployment"):
+            self.store(service, taken.model_id, project, [a], version=taken.version, sha256=taken.sha256)
+        assert count(model_db, FlowOfFlows) == 0
+
+    def test_deleting_the_deployment_deletes_the_composition(self, service, model_db):
+        project = make_project(service)
+        a = make_flow(service, project_name=project)
+        owner = make_model(service)
+        self.store(service, owner, project, [a])
+        service.delete_deployment(service.get_flow(flow_id="parent").deployment_id)
+        assert count(model_db, FlowOfFlows) == 0
+        with pytest.raises(FlowNotFoundError):
+            service.get_flow(flow_id="parent")
+        assert service.get_flow(flow_id=a).flow_id == a  # the step's own flow stays
+
+    def test_bad_deployment_values_store_nothing(self, service, model_db):
+        project = make_project(service)
+        a = make_flow(service, project_name=project)
+        before = count(model_db, Deployment)
+        with pytest.raises(ValidationError, match="version"):
+            self.store(service, make_model(service), project, [a], version="x" * 65)
+        with pytest.raises(ModelNotFoundError):
+            self.store(service, 31337, project, [a])
+        assert count(model_db, Deployment) == before and count(model_db, FlowOfFlows) == 0
+
+
 class TestRecordsNeverCarryOrmRows:
     def test_get_deployments_returns_records(self, service):
         dep = make_deployment(service)

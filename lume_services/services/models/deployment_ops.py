@@ -16,6 +16,8 @@ from lume_services.errors import (
 )
 from lume_services.services.models.db.schema import Deployment, Flow, Model, Project
 from lume_services.services.models.queries import (
+    composition_steps,
+    deployment_values,
     fetch_all,
     fetch_first,
     filtered,
@@ -40,7 +42,6 @@ from lume_services.services.models.validation import (
     check_page,
     check_value,
     check_values,
-    normalize_sha256,
 )
 
 DEPLOYMENTS = Deployment.__table__
@@ -219,7 +220,8 @@ class DeploymentOps(ServiceBase):
     def load_deployment(self, *, model_id: int, deployment_id: Optional[int] = None) -> LoadedDeployment:
         """A deployment of a model with its flow and project, in one statement.
 
-        ``deployment_id=None`` loads the model's latest deployment.
+        ``deployment_id=None`` loads the model's latest deployment. A flow
+        of flows also gets its steps (one more statement).
         """
         check_value(Model, "model_id", model_id, as_filter=True)
         stmt = (
@@ -239,10 +241,12 @@ class DeploymentOps(ServiceBase):
             if row is None:
                 return None
             dep, flow, project = row
+            steps = composition_steps(session, flow.flow_id) if flow is not None and flow.composite else []
             return LoadedDeployment(
                 deployment=DeploymentRecord.model_validate(dep),
                 flow=FlowRecord.model_validate(flow) if flow is not None else None,
                 project=ProjectRecord.model_validate(project) if project is not None else None,
+                flow_of_flows=steps,
             )
 
         loaded = self._read("load_deployment", work)
@@ -311,10 +315,3 @@ class DeploymentOps(ServiceBase):
             session.execute(delete(Deployment).where(Deployment.deployment_id == deployment_id))
 
         self._write("delete_deployment", work)
-
-
-def deployment_values(*, sha256: str, **fields: Any) -> dict[str, Any]:
-    """A deployment's column values, validated against the schema (sha256 normalised)."""
-    values = check_values(Deployment, fields)
-    values["sha256"] = normalize_sha256(sha256)
-    return values

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session
 
 from lume_services.errors import (
     DeploymentNotFoundError,
@@ -22,12 +22,16 @@ from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlow
 from lume_services.services.models.queries import (
     SubflowSpec,
     all_records,
+    deployment_values,
     first_record,
     flows_used_in_compositions,
     insert_flow,
     normalise_steps,
+    require_no_flow,
     require_project,
     same_composition,
+    steps_query,
+    upsert_deployment,
 )
 from lume_services.services.models.records import (
     FlowOfFlowsRecord,
@@ -186,6 +190,7 @@ class FlowOps(ServiceBase):
         flow_name: str,
         project_name: str,
         composing_flows: Sequence[SubflowSpec],
+        deployment: Optional[Mapping[str, Any]] = None,
     ) -> str:
         """Record a composite flow: its parent flow row and one row per step.
 
@@ -193,9 +198,20 @@ class FlowOps(ServiceBase):
         flow_id or a mapping ``{"flow_id": ..., "mapped_parameters": {...}}``.
         The same subflow may appear more than once. Storing the identical
         composition again returns ``parent_flow_id``.
+
+        With ``deployment`` (the columns of a deployment row: ``model_id``,
+        ``version``, ``source``, ``sha256``, ``package_import_name`` and
+        optionally ``is_live``, ``image``, ``asset_dir``) the composite is
+        recorded as that version of a model: the deployment row, the parent
+        flow (owned by it) and the steps are written in one transaction, so
+        ``Model(deployment_id=...)`` loads it. The same version with another
+        sha256 raises DeploymentConflictError.
         """
         check_values(Flow, dict(flow_id=parent_flow_id, flow_name=flow_name, project_name=project_name))
         steps = normalise_steps(composing_flows)
+        owner = None
+        if deployment is not None:
+            owner = deployment_values(**{"image": None, "is_live": False, **deployment})
 
         def work(session: Session) -> str:
             require_project(session, project_name)
@@ -207,15 +223,21 @@ class FlowOps(ServiceBase):
                 raise ValidationError(
                     "composing_flows", parent_flow_id, "a flow of flows cannot contain itself"
                 )
+            deployment_id = None
+            if owner is not None:
+                self._lock_model(session, owner["model_id"])
+                deployment_id = upsert_deployment(session, owner, is_live=owner["is_live"]).deployment_id
             existing = session.get(Flow, parent_flow_id, with_for_update=True)
             if existing is not None:
-                return same_composition(session, existing, flow_name, project_name, steps)
+                return same_composition(session, existing, flow_name, project_name, steps, deployment_id)
+            if deployment_id is not None:
+                require_no_flow(session, deployment_id)
             session.add(
                 Flow(
                     flow_id=parent_flow_id,
                     flow_name=flow_name,
                     project_name=project_name,
-                    deployment_id=None,
+                    deployment_id=deployment_id,
                     composite=True,
                 )
             )
@@ -231,22 +253,7 @@ class FlowOps(ServiceBase):
 
     def get_flow_of_flows(self, **filters: Any) -> list[FlowOfFlowsRecord]:
         """The steps of a composition (with their flows), in position order."""
-        query = check_filters(FlowOfFlows, filters)
-        # With one parent, order by position alone: MariaDB cannot see that a text
-        # column compared with a parameter is constant, and would sort instead of
-        # reading the (parent_flow_id, position) index in order.
-        order = (
-            [FlowOfFlows.position]
-            if "parent_flow_id" in query
-            else [FlowOfFlows.parent_flow_id, FlowOfFlows.position]
-        )
-        stmt = (
-            select(FlowOfFlows)
-            .join(FlowOfFlows.flow)
-            .options(contains_eager(FlowOfFlows.flow))
-            .filter_by(**query)
-            .order_by(*order)
-        )
+        stmt = steps_query(check_filters(FlowOfFlows, filters))
         rows = self._read("get_flow_of_flows", lambda s: all_records(s, stmt, FlowOfFlowsRecord))
         if not rows:
             raise FlowOfFlowsNotFoundError(filters)

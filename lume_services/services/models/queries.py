@@ -9,7 +9,7 @@ from typing import Any, Optional, TypeVar, Union
 
 from sqlalchemy import Connection, Select, Table, bindparam, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from lume_services.errors import (
     DeploymentConflictError,
@@ -20,6 +20,7 @@ from lume_services.errors import (
 from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project
 from lume_services.services.models.records import (
     DeploymentRecord,
+    FlowOfFlowsRecord,
     FlowRecord,
     ModelRecord,
     Page,
@@ -27,6 +28,7 @@ from lume_services.services.models.records import (
 )
 from lume_services.services.models.validation import (
     check_values,
+    normalize_sha256,
 )
 
 log = logging.getLogger(__name__)
@@ -202,7 +204,12 @@ def normalise_steps(composing_flows: Sequence[SubflowSpec]) -> list[dict[str, An
 
 
 def same_composition(
-    session: Session, existing: Flow, flow_name: str, project_name: str, steps: list[dict[str, Any]]
+    session: Session,
+    existing: Flow,
+    flow_name: str,
+    project_name: str,
+    steps: list[dict[str, Any]],
+    deployment_id: Optional[int] = None,
 ) -> str:
     stored = session.execute(
         select(FlowOfFlows.flow_id, FlowOfFlows.mapped_parameters)
@@ -211,12 +218,20 @@ def same_composition(
     ).all()
     same = (
         existing.composite
-        and (existing.flow_name, existing.project_name) == (flow_name, project_name)
+        and (existing.flow_name, existing.project_name, existing.deployment_id)
+        == (flow_name, project_name, deployment_id)
         and [(f, p) for f, p in stored] == [(s["flow_id"], s["mapped_parameters"]) for s in steps]
     )
     if not same:
         raise FlowAlreadyExistsError(existing.flow_id, "with a different definition; compose under a new id")
     return existing.flow_id
+
+
+def deployment_values(*, sha256: str, **fields: Any) -> dict[str, Any]:
+    """A deployment's column values, validated against the schema (sha256 normalised)."""
+    values = check_values(Deployment, fields)
+    values["sha256"] = normalize_sha256(sha256)
+    return values
 
 
 def upsert_deployment(session: Session, values: dict[str, Any], *, is_live: bool) -> Deployment:
@@ -259,6 +274,14 @@ def insert_flow(session: Session, values: dict[str, Any]) -> str:
             flow_id,
             f"for deployment {by_id.deployment_id!r} as {by_id.flow_name!r} in project {by_id.project_name!r}",
         )
+    require_no_flow(session, deployment_id)
+    session.add(Flow(**values, composite=False))
+    session.flush()
+    return flow_id
+
+
+def require_no_flow(session: Session, deployment_id: int) -> None:
+    """A deployment has one flow: refuse a second."""
     other = session.execute(
         select(Flow.flow_id).where(Flow.deployment_id == deployment_id)
     ).scalar_one_or_none()
@@ -267,6 +290,27 @@ def insert_flow(session: Session, values: dict[str, Any]) -> str:
             other,
             f"for deployment {deployment_id!r} (one flow per deployment); delete it before registering another",
         )
-    session.add(Flow(**values, composite=False))
-    session.flush()
-    return flow_id
+
+
+def steps_query(query: Mapping[str, Any]) -> Select[Any]:
+    """Composition steps matching ``query`` (column equalities), with their flows, in position order."""
+    # With one parent, order by position alone: MariaDB cannot see that a text
+    # column compared with a parameter is constant, and would sort instead of
+    # reading the (parent_flow_id, position) index in order.
+    order = (
+        [FlowOfFlows.position]
+        if "parent_flow_id" in query
+        else [FlowOfFlows.parent_flow_id, FlowOfFlows.position]
+    )
+    return (
+        select(FlowOfFlows)
+        .join(FlowOfFlows.flow)
+        .options(contains_eager(FlowOfFlows.flow))
+        .filter_by(**query)
+        .order_by(*order)
+    )
+
+
+def composition_steps(session: Session, parent_flow_id: str) -> list[FlowOfFlowsRecord]:
+    """The steps of one flow of flows, in position order."""
+    return all_records(session, steps_query({"parent_flow_id": parent_flow_id}), FlowOfFlowsRecord)

@@ -66,11 +66,16 @@ class FlowOfFlowsRecord(Record):
 
 
 class LoadedDeployment(Record):
-    """A deployment with its flow and project (None until registered)."""
+    """A deployment with its flow and project (None until registered).
+
+    For a flow of flows (``flow.composite``), ``flow_of_flows`` holds its
+    steps in position order; otherwise it is empty.
+    """
 
     deployment: DeploymentRecord
     flow: Optional[FlowRecord]
     project: Optional[ProjectRecord]
+    flow_of_flows: list[FlowOfFlowsRecord] = []
 
 
 class ModelWithLive(Record):

@@ -18,9 +18,11 @@ back without unpickling anything.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 from uuid import UUID
@@ -69,6 +71,45 @@ def check_parameters(schema: Mapping[str, Any], parameters: Any, flow_name: str)
         reasons = "; ".join(f"{'.'.join(map(str, e.path)) or 'parameters'}: {e.message}" for e in errors)
         raise ValidationError("parameters", parameters, reasons, NOT_SUBMITTED)
     return dict(parameters)
+
+
+def engine_command(python: Path) -> str:
+    """The process-job command that executes a flow run with ``python``."""
+    return shlex.join([str(python), "-m", "prefect.engine"])
+
+
+def python_of(deployment: Any) -> Path:
+    """The interpreter a process deployment's job runs (the first word of its command)."""
+    command = shlex.split(str((deployment.job_variables or {}).get("command", "")))
+    if not command:
+        raise FlowFailedError(
+            str(deployment.id), f"deployment {deployment.name!r} has no process command to run inline"
+        )
+    return Path(command[0])
+
+
+@dataclass(frozen=True)
+class InlineExecutor:
+    """Executes flow runs at once in subprocesses of this process, as a worker would.
+
+    ``env`` is the subprocess environment (results settings included),
+    ``log_dir`` receives one log file per run, and ``deadline`` (a
+    ``time.monotonic()`` value) bounds every wait made through it.
+    """
+
+    env: dict[str, str]
+    log_dir: Path
+    deadline: Optional[float] = None
+
+    def start(self, client: Any, deployment: Any, flow_run_id: UUID) -> subprocess.Popen:
+        return start_inline(client, flow_run_id, python_of(deployment), self.env, self.log_dir)
+
+    def remaining(self, timeout: Optional[float]) -> Optional[float]:
+        """``timeout`` cut down to what is left before the deadline."""
+        if self.deadline is None:
+            return timeout
+        left = max(0.0, self.deadline - time.monotonic())
+        return left if timeout is None else min(timeout, left)
 
 
 def start_inline(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from typing import Any, Optional
 from uuid import UUID
 
 from lume_services.environment.runner import child_environment
-from lume_services.errors import RegistrationError, SchedulingError
+from lume_services.errors import RegistrationError, RunTimeoutError, SchedulingError
+from lume_services.flows.spec import COMPOSITE_ENTRYPOINT, COMPOSITE_FLOW_NAME
 from lume_services.services.scheduling import runs
 from lume_services.services.scheduling.runs import result_environment
 from lume_services.services.scheduling.settings import PrefectSettings
@@ -154,7 +156,7 @@ class SchedulingService:
     def job_variables(self, reg: FlowRegistration) -> dict[str, Any]:
         env = result_environment(self.results_path)
         if self.backend == "local":
-            return {"command": f"{reg.environment / 'bin' / 'python'} -m prefect.engine", "env": env}
+            return {"command": runs.engine_command(reg.environment / "bin" / "python"), "env": env}
         if not reg.image:
             raise RegistrationError(
                 f"flow {reg.flow_name!r}",
@@ -191,30 +193,45 @@ class SchedulingService:
             raise RegistrationError(f"flow {reg.flow_name!r}", _reason(exc)) from exc
 
     def register_composite(
-        self, *, name: str, project_name: str, steps: list[dict[str, Any]], description: str = ""
+        self,
+        *,
+        name: str,
+        project_name: str,
+        steps: list[dict[str, Any]],
+        description: str = "",
+        model_id: Optional[int] = None,
+        version: Optional[str] = None,
     ) -> str:
         """Create or update the parent deployment of a flow of flows; returns its id.
 
         The parent runs ``lume_services.flows.composite`` in this interpreter's
-        environment; the steps travel as its default parameters.
+        environment; the steps travel as its default parameters. A
+        composition stored as a model version is named like any deployment,
+        ``<project>-<model_id>-<version>``; one on its own
+        ``<project>-composite-<name>``.
         """
         from prefect.utilities.callables import parameter_schema
 
-        from lume_services.flows.composite import COMPOSITE_FLOW_NAME, run_flow_of_flows
+        from lume_services.flows.composite import run_flow_of_flows
 
+        deployment_name = (
+            f"{project_name}-{model_id}-{version}"
+            if model_id is not None
+            else f"{project_name}-composite-{name}"
+        )
         schema = parameter_schema(run_flow_of_flows.fn).model_dump()
         try:
             with self._client() as client:
                 self._ensure_pool(client)
                 flow_id = client.create_flow_from_name(COMPOSITE_FLOW_NAME)
                 deployment_id = client.create_deployment(
-                    flow_id=flow_id, name=f"{project_name}-composite-{name}", version=None,
-                    entrypoint="lume_services.flows.composite.run_flow_of_flows", work_pool_name=self.pool_name,
+                    flow_id=flow_id, name=deployment_name, version=version,
+                    entrypoint=COMPOSITE_ENTRYPOINT, work_pool_name=self.pool_name,
                     work_queue_name=project_name, tags=[f"project:{project_name}", "flow-of-flows"],
                     parameters={"steps": steps, "inline": self.inline}, parameter_openapi_schema=schema,
                     enforce_parameter_schema=True, pull_steps=[], description=description,
                     job_variables={
-                        "command": f"{sys.executable} -m prefect.engine",
+                        "command": runs.engine_command(Path(sys.executable)),
                         "env": result_environment(self.results_path, self.home / "runs"),
                     },
                 )  # fmt: skip
@@ -239,10 +256,10 @@ class SchedulingService:
     def run(self, flow_id: str, parameters: Optional[dict[str, Any]] = None) -> str:
         """Submit a run of the Prefect deployment ``flow_id``; returns the flow run id at once."""
         with self._client() as client:
-            run, process = self._submit(client, flow_id, parameters or {})
+            deployment, run = self._create_run(client, flow_id, parameters or {})
             self._processes = [p for p in self._processes if p.poll() is None]  # reap finished ones
-            if process is not None:
-                self._processes.append(process)
+            if self.inline:
+                self._processes.append(self._executor().start(client, deployment, run.id))
             return str(run.id)
 
     def run_and_return(
@@ -257,14 +274,24 @@ class SchedulingService:
 
         On timeout the run is cancelled (on the server, and its process if
         it is ours) and RunTimeoutError raised; a failed run raises
-        FlowFailedError with Prefect's message and the run id.
+        FlowFailedError with Prefect's message and the run id. With the
+        inline executor a flow of flows runs its parent flow in this
+        process (its steps still run each in its own environment), which
+        saves one interpreter start per composite run.
         """
         with self._client() as client:
-            run, process = self._submit(client, flow_id, parameters or {})
-            finished = runs.wait(client, run.id, timeout, process)
+            deployment, run = self._create_run(client, flow_id, parameters or {})
+            if not self.inline:
+                finished = runs.wait(client, run.id, timeout, None)
+            elif deployment.entrypoint == COMPOSITE_ENTRYPOINT:
+                finished = self._run_composite_here(client, run, timeout)
+            else:
+                finished = runs.wait(
+                    client, run.id, timeout, self._executor().start(client, deployment, run.id)
+                )
             return runs.flow_result(client, finished, task_name, self._flow_name(client, finished))
 
-    def _submit(self, client: Any, flow_id: str, parameters: dict[str, Any]) -> tuple[Any, Any]:
+    def _create_run(self, client: Any, flow_id: str, parameters: dict[str, Any]) -> tuple[Any, Any]:
         from prefect.exceptions import ObjectNotFound
 
         try:
@@ -273,12 +300,48 @@ class SchedulingService:
             raise RegistrationError(f"flow {flow_id!r}", "no such Prefect deployment") from None
         schema = deployment.parameter_openapi_schema or {}
         runs.check_parameters(schema, {**(deployment.parameters or {}), **parameters}, deployment.name)
-        run = client.create_flow_run_from_deployment(deployment.id, parameters=dict(parameters))
-        if not self.inline:
-            return run, None
-        python = Path(str(deployment.job_variables.get("command", "")).split(" ")[0])
+        return deployment, client.create_flow_run_from_deployment(deployment.id, parameters=dict(parameters))
+
+    def _executor(self, timeout: Optional[float] = None) -> runs.InlineExecutor:
         env = child_environment(self.home, result_environment(self.results_path, self.home / "runs"))
-        return run, runs.start_inline(client, run.id, python, env, self.home / "runs")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return runs.InlineExecutor(env, self.home / "runs", deadline)
+
+    def _run_composite_here(self, client: Any, run: Any, timeout: Optional[float]) -> Any:
+        """Execute a composite's flow run in this process; its steps run as subprocesses."""
+        from prefect.flow_engine import run_flow
+        from prefect.logging.handlers import APILogWorker
+        from prefect.settings import (
+            PREFECT_RESULTS_DEFAULT_SERIALIZER,
+            PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+            PREFECT_RESULTS_PERSIST_BY_DEFAULT,
+            temporary_settings,
+        )
+        from prefect.states import Cancelled, Pending
+
+        from lume_services.flows import composite
+
+        executor = self._executor(timeout)
+        results = {
+            PREFECT_RESULTS_PERSIST_BY_DEFAULT: True,
+            PREFECT_RESULTS_LOCAL_STORAGE_PATH: self.results_path,
+            PREFECT_RESULTS_DEFAULT_SERIALIZER: "json",
+        }
+        client.set_flow_run_state(run.id, Pending())  # claimed, as a worker would
+        token = composite.inline_executor.set(executor)
+        try:
+            with temporary_settings(updates=results):
+                run_flow(
+                    composite.run_flow_of_flows, flow_run=client.read_flow_run(run.id), return_type="state"
+                )
+                APILogWorker.drain_all(timeout=5)  # its logs reach the API now, not at exit
+        finally:
+            composite.inline_executor.reset(token)
+        finished = client.read_flow_run(run.id)
+        if not finished.state.is_completed() and executor.remaining(None) == 0:
+            client.set_flow_run_state(run.id, Cancelled(message=f"timed out after {timeout:g} s"), force=True)
+            raise RunTimeoutError(str(run.id), timeout or 0)
+        return finished
 
     def _flow_name(self, client: Any, run: Any) -> str:
         return client.read_flow(run.flow_id).name
