@@ -30,6 +30,8 @@ def compose_command(
     With --model-id and --version it becomes that version of the model, so
     `Model(deployment_id=...)` loads and runs it like any deployment.
     """
+    if not live and model_id is None:
+        raise click.UsageError("--not-live applies to a model version: give --model-id and --version too.")
     from lume_services.flows.compose import compose
 
     service = get_service()

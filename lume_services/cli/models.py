@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import click
 
+from lume_services.cli.deployments import DEPLOYMENT_COLUMNS as LISTING_COLUMNS
 from lume_services.cli.output import (
     ID,
     Column,
@@ -33,14 +34,8 @@ MODEL_COLUMNS: list[Column] = [
     ("Description", lambda r: r.model.description),
 ]
 
-DEPLOYMENT_COLUMNS: list[Column] = [
-    ("ID", lambda d: d.deployment_id),
-    ("Version", lambda d: d.version),
-    ("Live", lambda d: d.is_live),
-    ("Deployed (UTC)", lambda d: d.deploy_date),
-    ("Package", lambda d: d.package_import_name),
-    ("Image", lambda d: d.image),
-]
+# A model's deployments: the deployments listing without the model column.
+DEPLOYMENT_COLUMNS: list[Column] = [c for c in LISTING_COLUMNS if c[0] != "Model"]
 
 
 @click.group()

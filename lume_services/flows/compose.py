@@ -24,6 +24,7 @@ from lume_services.errors import (
     ValidationError,
 )
 from lume_services.flows.spec import COMPOSITE_PACKAGE, ComposingFlow, FlowOfFlowsSpec
+from lume_services.services.models.queries import deployment_values
 from lume_services.services.models.records import FlowRecord
 
 
@@ -34,6 +35,7 @@ def compose(
     version: Optional[str] = None,
     is_live: bool = True,
     context: Any = None,
+    model_db_service: Any = None,
 ) -> str:
     """Register the composition; returns the parent flow id (a Prefect deployment id).
 
@@ -41,6 +43,7 @@ def compose(
     version of the model (a deployment row owning the parent flow, live
     unless ``is_live=False``), so ``Model(deployment_id=...)`` loads and
     runs it. Without them it is stored on its own, found by its flow id.
+    ``model_db_service`` replaces the context's (a Model passes its own).
     """
     from lume_services import config
 
@@ -48,19 +51,20 @@ def compose(
     source = str(Path(spec).resolve()) if isinstance(spec, (str, Path)) else None
     if not isinstance(spec, FlowOfFlowsSpec):
         spec = FlowOfFlowsSpec.from_yaml(spec)
-    svc, scheduling = ctx.model_db_service(), ctx.scheduling_service()
+    svc, scheduling = model_db_service or ctx.model_db_service(), ctx.scheduling_service()
     project = svc.get_project(project_name=spec.project_name)
-    steps = [{k: v for k, v in s.items() if not k.startswith("_")} for s in _resolve_steps(spec, ctx)]
+    steps = [{k: v for k, v in s.items() if not k.startswith("_")} for s in _resolve_steps(spec, svc, ctx)]
     composing = [
         {"flow_id": s["flow_id"], "mapped_parameters": s["mapped_parameters"] or None} for s in steps
     ]
-    deployment = _deployment(svc, spec, composing, model_id, version, is_live, source)
+    digest = composition_sha256(spec, composing)
+    deployment = _deployment(svc, spec, digest, model_id, version, is_live, source)
     if deployment is None:
         _require_same_or_new(svc, spec, composing)
     scheduling.create_project(project.project_name, description=project.description)
     parent_id = scheduling.register_composite(
-        name=spec.name, project_name=spec.project_name, steps=steps, model_id=model_id, version=version,
-        description=" -> ".join(s["name"] for s in steps),
+        name=spec.name, project_name=spec.project_name, steps=steps, digest=digest, model_id=model_id,
+        version=version, description=" -> ".join(s["name"] for s in steps),
     )  # fmt: skip
     try:
         svc.store_flow_of_flows(
@@ -86,7 +90,7 @@ def composition_sha256(spec: FlowOfFlowsSpec, composing: list[dict[str, Any]]) -
 def _deployment(
     svc: Any,
     spec: FlowOfFlowsSpec,
-    composing: list[dict[str, Any]],
+    digest: str,
     model_id: Optional[int],
     version: Optional[str],
     is_live: bool,
@@ -101,15 +105,14 @@ def _deployment(
             missing, None, f"a flow of flows stored as a model version needs both model_id and version "
             f"(got only {'version' if model_id is None else 'model_id'} {given!r})",
         )  # fmt: skip
+    deployment = deployment_values(
+        model_id=model_id, version=version, sha256=digest, source=source or f"flow-of-flows:{spec.name}",
+        package_import_name=COMPOSITE_PACKAGE, image=None, is_live=is_live, asset_dir=None,
+    )  # fmt: skip
     svc.get_model(model_id=model_id)  # ModelNotFoundError before anything is registered
-    deployment = {
-        "model_id": model_id, "version": version, "sha256": composition_sha256(spec, composing),
-        "source": source or f"flow-of-flows:{spec.name}", "package_import_name": COMPOSITE_PACKAGE,
-        "is_live": is_live,
-    }  # fmt: skip
     existing = svc.get_deployments(model_id=model_id, version=version)
-    if existing and existing[0].sha256 != deployment["sha256"]:
-        raise DeploymentConflictError(model_id, version, existing[0].sha256, deployment["sha256"])
+    if existing and existing[0].sha256 != digest:
+        raise DeploymentConflictError(model_id, version, existing[0].sha256, digest)
     return deployment
 
 
@@ -130,8 +133,8 @@ def _require_same_or_new(svc: Any, spec: FlowOfFlowsSpec, composing: list[dict[s
             )
 
 
-def _resolve_steps(spec: FlowOfFlowsSpec, ctx: Any) -> list[dict[str, Any]]:
-    svc, scheduling = ctx.model_db_service(), ctx.scheduling_service()
+def _resolve_steps(spec: FlowOfFlowsSpec, svc: Any, ctx: Any) -> list[dict[str, Any]]:
+    scheduling = ctx.scheduling_service()
     steps: list[dict[str, Any]] = []
     for position, item in enumerate(spec.composing_flows, start=1):
         flow = _find_flow(svc, item, spec.project_name)
@@ -152,7 +155,7 @@ def _resolve_steps(spec: FlowOfFlowsSpec, ctx: Any) -> list[dict[str, Any]]:
                     f"(earlier steps: {', '.join(s['name'] for s in steps) or 'none'})",
                 )  # fmt: skip
             if mapping.parent_task_name:
-                _require_task(ctx, parent, mapping.parent_task_name)
+                _require_task(svc, ctx, parent, mapping.parent_task_name)
         steps.append({
             "position": position, "name": flow.flow_name, "flow_id": flow.flow_id, "tasks_needed": [],
             "mapped_parameters": {k: v.model_dump() for k, v in item.mapped_parameters.items()},
@@ -178,6 +181,11 @@ def _find_flow(svc: Any, item: ComposingFlow, default_project: str) -> FlowRecor
         if f.deployment_id is not None
     ]
     if not flows:
+        if svc.get_flows(flow_name=item.name, project_name=project, composite=True):
+            raise ValidationError(
+                "name", item.name,
+                "it is a flow of flows; a step must be a model's flow (list its steps in this composition instead)",
+            )  # fmt: skip
         raise FlowNotFoundError({"flow_name": item.name, "project_name": project})
     deployments = {f.deployment_id: svc.get_deployment(deployment_id=f.deployment_id) for f in flows}
 
@@ -188,8 +196,8 @@ def _find_flow(svc: Any, item: ComposingFlow, default_project: str) -> FlowRecor
     return max(flows, key=rank)
 
 
-def _require_task(ctx: Any, parent: dict[str, Any], task_name: str) -> None:
-    if task_name not in parent.setdefault("_tasks", _tasks_of(ctx, parent["flow_id"])):
+def _require_task(svc: Any, ctx: Any, parent: dict[str, Any], task_name: str) -> None:
+    if task_name not in parent.setdefault("_tasks", _tasks_of(svc, ctx, parent["flow_id"])):
         raise ValidationError(
             "parent_task_name", task_name,
             f"flow {parent['name']!r} has no task {task_name!r}; its tasks are "
@@ -199,8 +207,7 @@ def _require_task(ctx: Any, parent: dict[str, Any], task_name: str) -> None:
         parent["tasks_needed"].append(task_name)
 
 
-def _tasks_of(ctx: Any, flow_id: str) -> list[str]:
-    svc = ctx.model_db_service()
+def _tasks_of(svc: Any, ctx: Any, flow_id: str) -> list[str]:
     flow = svc.get_flow(flow_id=flow_id)
     deployment = svc.get_deployment(deployment_id=flow.deployment_id)
     env = ctx.environment_manager().get(deployment.sha256)

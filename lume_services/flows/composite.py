@@ -14,6 +14,7 @@ executor, whose deadline then bounds every step).
 
 from __future__ import annotations
 
+import logging
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,6 +28,9 @@ from lume_services.errors import FlowFailedError
 from lume_services.flows.spec import COMPOSITE_FLOW_NAME
 from lume_services.services.scheduling import runs
 
+log = logging.getLogger(__name__)
+# What a step's process inherits besides PREFECT_* settings (inline, in a worker's flow-run process).
+CHILD_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 # Set by a caller that runs the composite in its own process.
 inline_executor: ContextVar[Optional[runs.InlineExecutor]] = ContextVar("inline_executor", default=None)
 
@@ -61,7 +65,7 @@ def _executor() -> runs.InlineExecutor:
     executor = inline_executor.get()
     if executor is not None:
         return executor
-    env = {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "PATH", "HOME"))}
+    env = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_") or k in CHILD_VARIABLES}
     logs = Path(os.environ.get("LUME_RUN_LOGS") or Path(os.environ["PREFECT_HOME"]) / "runs")
     return runs.InlineExecutor(env, logs)
 
@@ -71,15 +75,14 @@ def _run_child(
 ) -> Any:
     executor = _executor()
     child = run_deployment(UUID(step["flow_id"]), parameters=params, timeout=0, as_subflow=True)
-    process = (
-        executor.start(client, client.read_deployment(UUID(step["flow_id"])), child.id) if inline else None
-    )
+    process = None
     try:
-        finished = runs.wait(client, child.id, executor.remaining(timeout), process)
+        if inline:
+            process = executor.start(client, client.read_deployment(UUID(step["flow_id"])), child.id)
+        finished = executor.wait(client, child.id, timeout, process)
     except BaseException:
-        # Interrupted (Ctrl-C, a cancelled parent): do not leave the child running.
-        if process is not None and process.poll() is None:
-            runs.cancel(client, child.id, process, reason="its flow of flows was interrupted")
+        # Failed to start, timed out or interrupted: do not leave the step running or waiting.
+        _stop(client, child.id, process, inline)
         raise
     if not finished.state.is_completed():
         raise FlowFailedError(
@@ -87,6 +90,22 @@ def _run_child(
             f"step {step['position']} ({step['name']!r}) failed: {finished.state.message or finished.state.type.value}",
         )
     return finished
+
+
+def _stop(client: Any, run_id: UUID, process: Any, inline: bool) -> None:
+    from prefect.states import Cancelled
+
+    reason = "its flow of flows stopped"
+    try:
+        state = client.read_flow_run(run_id).state
+        if state is not None and state.is_final():
+            return
+        if process is not None or not inline:  # ours to kill, or a worker's to stop
+            runs.cancel(client, run_id, process, reason=reason)
+        else:  # never started
+            client.set_flow_run_state(run_id, Cancelled(message=reason), force=True)
+    except Exception:  # the original error matters more; say what may be left behind
+        log.warning("could not cancel step run %s", run_id, exc_info=True)
 
 
 @flow(name=COMPOSITE_FLOW_NAME)

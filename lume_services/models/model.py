@@ -162,11 +162,15 @@ class Model:
         The same composition again returns the same deployment; other steps
         under the same version raise DeploymentConflictError.
         """
-        from lume_services import config
         from lume_services.flows.compose import compose
 
-        context = config.get_context()
-        parent = compose(spec, model_id=self.model_id, version=version, is_live=is_live, context=context)
+        parent = compose(
+            spec,
+            model_id=self.model_id,
+            version=version,
+            is_live=is_live,
+            model_db_service=self.model_db_service,
+        )
         flow = self.model_db_service.get_flow(flow_id=parent)
         self.load_deployment(flow.deployment_id)
         assert self.deployment is not None

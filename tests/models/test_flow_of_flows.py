@@ -91,16 +91,19 @@ class TestCompose:
 
     def test_other_steps_under_a_stored_name_are_refused_before_prefect_is_touched(self, two_flows):
         parent = compose(spec({"name": "fixture-flow"}, {"name": "runner-flow"}, name="fixed"))
-        before = two_flows.scheduling_service().read_flow(parent).parameters["steps"]
+        scheduling = two_flows.scheduling_service()
+        before = _prefect_deployments(scheduling, "fof-composite-fixed")
         with pytest.raises(FlowAlreadyExistsError, match="with other steps"):
             compose(spec({"name": "runner-flow"}, name="fixed"))
-        assert two_flows.scheduling_service().read_flow(parent).parameters["steps"] == before
+        assert _prefect_deployments(scheduling, "fof-composite-fixed") == before == [parent]
         assert len(two_flows.model_db_service().get_flow_of_flows(parent_flow_id=parent)) == 2
 
     def test_a_flow_of_flows_is_not_a_step(self, two_flows):
         parent = compose(spec({"name": "fixture-flow"}, name="inner"))
         with pytest.raises(ValidationError, match="it is the flow of flows 'inner'"):
             compose(spec({"flow_id": parent}, name="outer"))
+        with pytest.raises(ValidationError, match="'inner': it is a flow of flows"):
+            compose(spec({"name": "inner"}, name="outer"))
         assert [f.flow_name for f in two_flows.model_db_service().get_flows(composite=True)] == ["inner"]
 
     def test_bad_yaml_shape(self):
@@ -132,7 +135,7 @@ class TestRun:
     def test_timeout_cancels_the_running_step_and_the_composite(self, two_flows):
         parent = compose(spec({"name": "fixture-flow"}, {"name": "runner-flow"}, name="slow"))
         with pytest.raises(RunTimeoutError) as info:
-            run_flow_of_flows(parent, {"runner-flow": {"sleep": 120.0}}, timeout=20)
+            run_flow_of_flows(parent, {"runner-flow": {"sleep": 120.0}}, timeout=30)
         scheduling = two_flows.scheduling_service()
         assert scheduling.read_run(info.value.flow_run_id).state.is_cancelled()
         children = _child_runs(scheduling, info.value.flow_run_id)
@@ -151,6 +154,17 @@ class TestRun:
         with running_worker():
             out = run_flow_of_flows(parent, {"fixture-flow": {"input1": 2.0, "input2": 1.0}}, timeout=300)
         assert out["result"] == {"sum": 12.0, "inputs": [5.0, 2.0]}
+
+
+def _prefect_deployments(scheduling, prefix: str) -> list[str]:
+    """Ids of the Prefect deployments whose name starts with ``prefix``."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    with scheduling._client() as client:
+        found = client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(like_=prefix))
+        )
+    return [str(d.id) for d in found if d.name.startswith(prefix)]
 
 
 def _child_runs(scheduling, parent_run_id: str) -> list:
@@ -194,14 +208,14 @@ class TestAsModelVersion:
         assert owner.compose(spec(*self.STEPS), version="1.0") == first
         scheduling, svc = two_flows.scheduling_service(), two_flows.model_db_service()
         parent = owner.deployment.flow.flow_id
-        before = scheduling.read_flow(parent).parameters["steps"]
+        prefix = f"fof-{owner.model_id}-1.0"
+        assert _prefect_deployments(scheduling, prefix) == [parent]
         with pytest.raises(DeploymentConflictError, match="'1.0'"):
             owner.compose(spec({"name": "runner-flow"}), version="1.0")
-        assert scheduling.read_flow(parent).parameters["steps"] == before
+        assert _prefect_deployments(scheduling, prefix) == [parent]  # nothing registered
         second = owner.compose(spec({"name": "runner-flow"}), version="2.0")
         assert second.deployment_id != first.deployment_id and second.is_live
         assert not svc.get_deployment(deployment_id=first.deployment_id).is_live
-        assert scheduling.read_flow(parent).parameters["steps"] == before  # 1.0 still runs its own steps
 
     def test_model_id_without_version_stores_nothing(self, two_flows):
         owner = self.owner()
@@ -241,3 +255,5 @@ class TestAsModelVersion:
         assert "1. fixture-flow -> 2. runner-flow" in shown.stdout
         missing = runner.invoke(cli, ["flows", "compose", str(path), "--version", "1.0"])
         assert missing.exit_code == 1 and "needs both model_id and version" in missing.stderr
+        not_live = runner.invoke(cli, ["flows", "compose", str(path), "--not-live"])
+        assert not_live.exit_code == 2 and "--model-id" in not_live.stderr

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from types import SimpleNamespace
+from uuid import UUID
 
 import pytest
 from e2e_marks import on_every_dialect
@@ -12,10 +15,12 @@ from lume_services import config
 from lume_services.errors import (
     FlowFailedError,
     RunTimeoutError,
+    SchedulingError,
     TaskNotInFlowError,
     ValidationError,
 )
 from lume_services.models import Model
+from lume_services.services.scheduling import runs
 
 MODEL = dict(
     author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr", description="runs"
@@ -74,6 +79,31 @@ class TestRunAndReturn:
         while not scheduling.read_run(run_id).state.is_final() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert scheduling.read_run(run_id).state.is_completed()
+
+
+class TestClaim:
+    def test_a_run_taken_elsewhere_is_not_executed_again(self, deployed):
+        from prefect.states import Cancelled
+
+        scheduling = config.context.scheduling_service()
+        flow_id = deployed.load_deployment().flow.flow_id
+        with scheduling._client() as client:
+            run = client.create_flow_run_from_deployment(UUID(flow_id), parameters={})
+            try:
+                runs.claim(client, run.id)  # as a worker would
+                with pytest.raises(SchedulingError, match="could not be claimed"):
+                    runs.claim(client, run.id)
+            finally:
+                client.set_flow_run_state(run.id, Cancelled(), force=True)
+
+    def test_a_deployment_without_a_process_command_names_the_fix(self):
+        docker = SimpleNamespace(name="test-1-0.1.0", job_variables={"image": "registry/x:1"})
+        with pytest.raises(SchedulingError, match="LUME_PREFECT__EXECUTOR=worker"):
+            runs.python_of(docker)
+        spaced = SimpleNamespace(
+            name="n", job_variables={"command": runs.engine_command(Path("/a b/python"))}
+        )
+        assert runs.python_of(spaced) == Path("/a b/python")
 
 
 def _run_count(scheduling, model) -> int:

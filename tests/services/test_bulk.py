@@ -28,7 +28,7 @@ from lume_services.errors import (
     ValidationError,
 )
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
-from lume_services.services.models.db.schema import Base, Deployment, Model
+from lume_services.services.models.db.schema import Base, Deployment, FlowOfFlows, Model
 from lume_services.services.models.service import ModelDBService
 
 
@@ -81,6 +81,10 @@ def populated(service: ModelDBService) -> None:
     service.store_flow_of_flows(
         parent_flow_id="outer", flow_name="outer", project_name="other", composing_flows=["inner", f1, f1]
     )
+    service.store_flow_of_flows(  # a composition stored as a version of model 2
+        parent_flow_id="versioned", flow_name="pipeline", project_name=project, composing_flows=[f2, f1],
+        deployment=deployment_fields(m2, package_import_name="lume_services.flows.composite", image=None),
+    )  # fmt: skip
 
 
 class TestStoreModels:
@@ -340,6 +344,35 @@ class TestImportRecords:
         with pytest.raises(FlowAlreadyExistsError):
             service.import_records([composite(composing_flows=[step, step])])
 
+    def test_a_composition_owned_by_a_deployment_is_checked_like_a_flow(self, service, model_db):
+        project = make_project(service)
+        step = make_flow(service, project_name=project)
+        free, taken = make_deployment(service), service.get_flow(flow_id=step).deployment_id
+
+        def composite(**overrides):
+            record = {
+                "kind": "flow_of_flows",
+                "parent_flow_id": "v",
+                "flow_name": "v",
+                "project_name": project,
+            }
+            return {**record, "composing_flows": [step], "deployment_id": free, **overrides}
+
+        with pytest.raises(DeploymentNotFoundError):
+            service.import_records([composite(deployment_id=free + 100)])
+        with pytest.raises(FlowAlreadyExistsError, match="one flow per deployment"):
+            service.import_records([composite(deployment_id=taken)])
+        with pytest.raises(FlowAlreadyExistsError, match="one flow per deployment"):
+            service.import_records([composite(), composite(parent_flow_id="w")])
+        with pytest.raises(ValidationError, match="deployment_id"):
+            service.import_records([composite(deployment_id="one")])
+        assert count(model_db, FlowOfFlows) == 0
+        service.import_records([composite()])
+        loaded = service.load_deployment(model_id=service.get_deployment(deployment_id=free).model_id)
+        assert loaded.flow.flow_id == "v" and [s.flow_id for s in loaded.flow_of_flows] == [step]
+        with pytest.raises(FlowAlreadyExistsError):  # the same composition without its owner
+            service.import_records([composite(deployment_id=None)])
+
 
 class TestExportRecords:
     def test_header_first_then_every_row_once(self, service):
@@ -350,8 +383,11 @@ class TestExportRecords:
         kinds = [r["kind"] for r in rest]
         assert kinds == sorted(kinds, key=["project", "model", "deployment", "flow", "flow_of_flows"].index)
         assert {k: kinds.count(k) for k in header["counts"]} == header["counts"]
-        assert header["counts"] == {"project": 2, "model": 3, "deployment": 3, "flow": 3, "flow_of_flows": 2}
-        assert [r["parent_flow_id"] for r in rest if r["kind"] == "flow_of_flows"] == ["inner", "outer"]
+        assert header["counts"] == {"project": 2, "model": 3, "deployment": 4, "flow": 3, "flow_of_flows": 3}
+        compositions = [r for r in rest if r["kind"] == "flow_of_flows"]
+        assert [r["parent_flow_id"] for r in compositions] == ["inner", "outer", "versioned"]
+        owner = service.get_flow(flow_id="versioned").deployment_id
+        assert [r["deployment_id"] for r in compositions] == [None, None, owner] and owner is not None
 
     def test_timestamps_are_iso_with_offset(self, service):
         make_model(service)

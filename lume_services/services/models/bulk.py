@@ -64,7 +64,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "is_live",
     ),
     "flow": ("flow_id", "flow_name", "project_name", "deployment_id"),
-    "flow_of_flows": ("parent_flow_id", "flow_name", "project_name", "composing_flows"),
+    "flow_of_flows": ("parent_flow_id", "flow_name", "project_name", "deployment_id", "composing_flows"),
 }
 Row = dict[str, Any]
 Numbered = tuple[int, Mapping[str, Any]]
@@ -283,7 +283,9 @@ def _flow_of_flows(record: Mapping[str, Any]) -> Row:
     for step, sid in zip(steps, step_ids):
         if sid is not None:
             step["id"] = sid
-    return {**parent, "steps": steps}
+    owner = record.get("deployment_id")  # a composition stored as a model version
+    owner = None if owner is None else check_value(Flow, "deployment_id", owner)
+    return {**parent, "deployment_id": owner, "steps": steps}
 
 
 VALIDATORS: dict[str, Callable[[Mapping[str, Any]], Row]] = {
@@ -370,6 +372,7 @@ def _export_compositions(session: Session) -> Iterator[dict[str, Any]]:
             "parent_flow_id": flow_id,
             "flow_name": parent.flow_name,
             "project_name": parent.project_name,
+            "deployment_id": parent.deployment_id,
             "composing_flows": steps[flow_id],
         }
 

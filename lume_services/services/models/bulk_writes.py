@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, text, true, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, text, true, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -273,9 +273,10 @@ def _require(
         raise error({column.key: missing[0] if len(missing) == 1 else missing})
 
 
-def _write_flows(session: Session, rows: list[Row]) -> list[str]:
-    _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
-    deployments = {r["deployment_id"] for r in rows}
+def _owned_deployments(session: Session, deployments: set[int]) -> dict[int, str]:
+    """Check that these deployments exist, lock their models, and map each to the flow it has."""
+    if not deployments:
+        return {}
     owners = dict(
         session.execute(
             select(Deployment.deployment_id, Deployment.model_id).where(
@@ -286,14 +287,23 @@ def _write_flows(session: Session, rows: list[Row]) -> list[str]:
     if deployments - set(owners):
         raise DeploymentNotFoundError({"deployment_id": min(deployments - set(owners))})
     _lock_models(session, owners.values())
+    return dict(
+        session.execute(
+            select(Flow.deployment_id, Flow.flow_id).where(Flow.deployment_id.in_(deployments))
+        ).all()
+    )
+
+
+def _write_flows(session: Session, rows: list[Row]) -> list[str]:
+    _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
+    by_deployment = _owned_deployments(session, {r["deployment_id"] for r in rows})
     flow_ids = {r["flow_id"] for r in rows}
     stored = session.execute(
         select(Flow.flow_id, Flow.deployment_id, Flow.flow_name, Flow.project_name).where(
-            or_(Flow.flow_id.in_(flow_ids), Flow.deployment_id.in_(deployments))
+            Flow.flow_id.in_(flow_ids)
         )
     ).all()
     by_id = {f.flow_id: (f.deployment_id, f.flow_name, f.project_name) for f in stored}
-    by_deployment = {f.deployment_id: f.flow_id for f in stored if f.deployment_id is not None}
     new = []
     for row in rows:
         flow_id, deployment_id = row["flow_id"], row["deployment_id"]
@@ -325,11 +335,14 @@ def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
     }
     wanted = {s["flow_id"] for r in rows for s in r["steps"]}
     available = set(session.execute(select(Flow.flow_id).where(Flow.flow_id.in_(wanted))).scalars())
+    taken = _owned_deployments(session, {r["deployment_id"] for r in rows} - {None})
     new: dict[str, Row] = {}
     for row in rows:
-        flow_id = row["flow_id"]
+        flow_id, deployment_id = row["flow_id"], row["deployment_id"]
         if flow_id in stored:
-            same_composition(session, stored[flow_id], row["flow_name"], row["project_name"], row["steps"])
+            same_composition(
+                session, stored[flow_id], row["flow_name"], row["project_name"], row["steps"], deployment_id
+            )
             continue
         if flow_id in new:
             if new[flow_id] != row:
@@ -338,13 +351,20 @@ def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
         missing = sorted({s["flow_id"] for s in row["steps"]} - available - set(new))
         if missing:
             raise FlowNotFoundError({"flow_id": missing})
+        if deployment_id is not None:
+            if taken.get(deployment_id, flow_id) != flow_id:
+                raise FlowAlreadyExistsError(
+                    taken[deployment_id],
+                    f"for deployment {deployment_id!r} (one flow per deployment); delete it before registering another",
+                )
+            taken[deployment_id] = flow_id
         new[flow_id] = row
     if new:
         session.execute(
             insert(Flow.__table__),
             [
                 {"flow_id": f, "flow_name": r["flow_name"], "project_name": r["project_name"]}
-                | {"deployment_id": None, "composite": True}
+                | {"deployment_id": r["deployment_id"], "composite": True}
                 for f, r in new.items()
             ],
         )

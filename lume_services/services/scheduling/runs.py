@@ -31,6 +31,7 @@ from lume_services.errors import (
     EmptyResultError,
     FlowFailedError,
     RunTimeoutError,
+    SchedulingError,
     TaskNotCompletedError,
     TaskNotInFlowError,
     ValidationError,
@@ -82,43 +83,65 @@ def python_of(deployment: Any) -> Path:
     """The interpreter a process deployment's job runs (the first word of its command)."""
     command = shlex.split(str((deployment.job_variables or {}).get("command", "")))
     if not command:
-        raise FlowFailedError(
-            str(deployment.id), f"deployment {deployment.name!r} has no process command to run inline"
+        raise SchedulingError(
+            f"Prefect deployment {deployment.name!r} has no process command, so it cannot run inline "
+            "(it was registered for a docker or kubernetes pool); set LUME_PREFECT__EXECUTOR=worker "
+            "and run a worker for its pool."
         )
     return Path(command[0])
 
 
-@dataclass(frozen=True)
+@dataclass
 class InlineExecutor:
     """Executes flow runs at once in subprocesses of this process, as a worker would.
 
     ``env`` is the subprocess environment (results settings included),
     ``log_dir`` receives one log file per run, and ``deadline`` (a
-    ``time.monotonic()`` value) bounds every wait made through it.
+    ``time.monotonic()`` value) bounds every wait made through it;
+    ``timed_out`` records that the deadline, not a shorter timeout, ended one.
     """
 
     env: dict[str, str]
     log_dir: Path
     deadline: Optional[float] = None
+    timed_out: bool = False
 
     def start(self, client: Any, deployment: Any, flow_run_id: UUID) -> subprocess.Popen:
         return start_inline(client, flow_run_id, python_of(deployment), self.env, self.log_dir)
 
-    def remaining(self, timeout: Optional[float]) -> Optional[float]:
-        """``timeout`` cut down to what is left before the deadline."""
-        if self.deadline is None:
-            return timeout
-        left = max(0.0, self.deadline - time.monotonic())
-        return left if timeout is None else min(timeout, left)
+    def wait(
+        self, client: Any, flow_run_id: UUID, timeout: Optional[float], process: Optional[subprocess.Popen]
+    ) -> Any:
+        """:func:`wait`, with ``timeout`` cut down to what is left before the deadline."""
+        limit, by_deadline = timeout, False
+        if self.deadline is not None:
+            left = max(0.0, self.deadline - time.monotonic())
+            limit, by_deadline = (left, True) if timeout is None or left <= timeout else (timeout, False)
+        try:
+            return wait(client, flow_run_id, limit, process)
+        except RunTimeoutError:
+            self.timed_out = self.timed_out or by_deadline
+            raise
+
+
+def claim(client: Any, flow_run_id: UUID) -> None:
+    """Take a scheduled run for execution here (Pending), as a worker would; refuse if it is taken."""
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Pending
+
+    result = client.set_flow_run_state(flow_run_id, Pending())
+    if result.status != SetStateStatus.ACCEPT:
+        raise SchedulingError(
+            f"Flow run '{flow_run_id}' could not be claimed ({result.status.value}): a worker serving "
+            "its pool may have taken it. With a worker running, set LUME_PREFECT__EXECUTOR=worker."
+        )
 
 
 def start_inline(
     client: Any, flow_run_id: UUID, python: Path, env: dict[str, str], log_dir: Path
 ) -> subprocess.Popen:
     """Claim the run and execute it in the deployment's environment (output to a log file)."""
-    from prefect.states import Pending
-
-    client.set_flow_run_state(flow_run_id, Pending())
+    claim(client, flow_run_id)
     child_env = {**env, "PREFECT__FLOW_RUN_ID": str(flow_run_id), "PREFECT_API_URL": str(client.api_url)}
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{flow_run_id}.log", "wb") as log:

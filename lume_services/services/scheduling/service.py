@@ -199,6 +199,7 @@ class SchedulingService:
         project_name: str,
         steps: list[dict[str, Any]],
         description: str = "",
+        digest: str,
         model_id: Optional[int] = None,
         version: Optional[str] = None,
     ) -> str:
@@ -207,18 +208,22 @@ class SchedulingService:
         The parent runs ``lume_services.flows.composite`` in this interpreter's
         environment; the steps travel as its default parameters. A
         composition stored as a model version is named like any deployment,
-        ``<project>-<model_id>-<version>``; one on its own
-        ``<project>-composite-<name>``.
+        ``<project>-<model_id>-<version>``, one on its own
+        ``<project>-composite-<name>``, each followed by the first 12 hex
+        digits of the composition's ``digest``: Prefect updates a deployment
+        of the same name in place, so two different compositions never share
+        one (whatever the registry then records).
         """
         from prefect.utilities.callables import parameter_schema
 
         from lume_services.flows.composite import run_flow_of_flows
 
-        deployment_name = (
+        base = (
             f"{project_name}-{model_id}-{version}"
             if model_id is not None
             else f"{project_name}-composite-{name}"
         )
+        deployment_name = f"{base}-{digest[:12]}"
         schema = parameter_schema(run_flow_of_flows.fn).model_dump()
         try:
             with self._client() as client:
@@ -317,7 +322,7 @@ class SchedulingService:
             PREFECT_RESULTS_PERSIST_BY_DEFAULT,
             temporary_settings,
         )
-        from prefect.states import Cancelled, Pending
+        from prefect.states import Cancelled
 
         from lume_services.flows import composite
 
@@ -327,7 +332,7 @@ class SchedulingService:
             PREFECT_RESULTS_LOCAL_STORAGE_PATH: self.results_path,
             PREFECT_RESULTS_DEFAULT_SERIALIZER: "json",
         }
-        client.set_flow_run_state(run.id, Pending())  # claimed, as a worker would
+        runs.claim(client, run.id)
         token = composite.inline_executor.set(executor)
         try:
             with temporary_settings(updates=results):
@@ -338,7 +343,7 @@ class SchedulingService:
         finally:
             composite.inline_executor.reset(token)
         finished = client.read_flow_run(run.id)
-        if not finished.state.is_completed() and executor.remaining(None) == 0:
+        if executor.timed_out and not finished.state.is_completed():
             client.set_flow_run_state(run.id, Cancelled(message=f"timed out after {timeout:g} s"), force=True)
             raise RunTimeoutError(str(run.id), timeout or 0)
         return finished
