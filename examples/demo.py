@@ -26,6 +26,8 @@ from lume_services.models import Model
 
 SAMPLE = Path(__file__).resolve().parent / "my-model"
 PIPELINE = Path(__file__).resolve().parent / "two-step.yaml"
+# Who and where, for both models the demo registers (the spec's example values).
+BEAMLINE = dict(author="Jackie Garrahan", laboratory="slac", facility="lcls", beampath="cu_hxr")
 
 
 def progress(step: str, done: int | None, total: int | None) -> None:
@@ -37,13 +39,7 @@ def main() -> None:
     started = time.monotonic()
     ctx = config.configure()
     print(f"Registry: {ctx.model_db().safe_url()}  (LUME_HOME={ctx.settings.home})\n")
-    model = Model.create_model(
-        author="Jackie Garrahan",
-        laboratory="slac",
-        facility="lcls",
-        beampath="cu_hxr",
-        description="test_model",
-    )
+    model = Model.create_model(**BEAMLINE, description="test_model")
     model_db_service = config.context.model_db_service()
     scheduling_service = config.context.scheduling_service()
     project_name = model_db_service.store_project(project_name="test", description="my_description")
@@ -65,13 +61,7 @@ def main() -> None:
     print(f"Running deployment {record.deployment_id} with {inputs} (in its own environment)...")
     print(f"  result: {model.run_and_return(inputs, timeout=600)}")
     print(f"  task 'evaluate': {model.run_and_return(inputs, task_name='evaluate', timeout=600)}\n")
-    pipeline = Model.create_model(
-        author="Jackie Garrahan",
-        laboratory="slac",
-        facility="lcls",
-        beampath="cu_hxr",
-        description="two-step pipeline",
-    )
+    pipeline = Model.create_model(**BEAMLINE, description="two-step pipeline")
     composite = pipeline.compose(PIPELINE, version="1.0")
     stored = Model(deployment_id=composite.deployment_id)  # loads the composite and its steps
     steps = " -> ".join(f"{s.position}. {s.flow.flow_name}" for s in stored.deployment.flow_of_flows)

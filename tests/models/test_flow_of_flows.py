@@ -133,13 +133,13 @@ class TestRun:
             run_flow_of_flows(parent, {"runner-flow": {"fail": True}}, timeout=600)
 
     def test_timeout_cancels_the_running_step_and_the_composite(self, two_flows):
-        parent = compose(spec({"name": "fixture-flow"}, {"name": "runner-flow"}, name="slow"))
+        parent = compose(spec({"name": "runner-flow"}, {"name": "fixture-flow"}, name="slow"))
         with pytest.raises(RunTimeoutError) as info:
-            run_flow_of_flows(parent, {"runner-flow": {"sleep": 120.0}}, timeout=30)
+            run_flow_of_flows(parent, {"runner-flow": {"sleep": 120.0}}, timeout=10)
         scheduling = two_flows.scheduling_service()
         assert scheduling.read_run(info.value.flow_run_id).state.is_cancelled()
         children = _child_runs(scheduling, info.value.flow_run_id)
-        assert [run.state.type.value for run in children] == ["COMPLETED", "CANCELLED"]
+        assert [run.state.type.value for run in children] == ["CANCELLED"]  # the second never started
 
     def test_a_worker_process_runs_the_composite_and_its_steps(self, two_flows, monkeypatch):
         monkeypatch.setenv("LUME_PREFECT__EXECUTOR", "worker")
@@ -187,8 +187,9 @@ class TestAsModelVersion:
             author="a", laboratory="slac", facility="lcls", beampath="b", description="a pipeline"
         )
 
-    @on_every_dialect
-    def test_model_deployment_id_loads_and_runs_it(self, two_flows):
+    def test_model_deployment_id_loads_and_runs_it(
+        self, two_flows
+    ):  # storage on every dialect: tests/services
         record = self.owner().compose(spec(*self.STEPS), version="1.0")
         assert record.is_live and record.package_import_name == "lume_services.flows.composite"
         model = Model(deployment_id=record.deployment_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from factories import (
@@ -85,6 +86,12 @@ def populated(service: ModelDBService) -> None:
         parent_flow_id="versioned", flow_name="pipeline", project_name=project, composing_flows=[f2, f1],
         deployment=deployment_fields(m2, package_import_name="lume_services.flows.composite", image=None),
     )  # fmt: skip
+
+
+def composition_record(parent: str, project: str, steps: list[str], **overrides: Any) -> dict[str, Any]:
+    """A flow_of_flows import record named like its parent flow."""
+    record = {"kind": "flow_of_flows", "parent_flow_id": parent, "flow_name": parent, "project_name": project}
+    return {**record, "composing_flows": steps, **overrides}
 
 
 class TestStoreModels:
@@ -325,13 +332,7 @@ class TestImportRecords:
         step = make_flow(service, project_name=project)
 
         def composite(**overrides):
-            record = {
-                "kind": "flow_of_flows",
-                "parent_flow_id": "c",
-                "flow_name": "c",
-                "project_name": project,
-            }
-            return {**record, "composing_flows": [step], **overrides}
+            return composition_record("c", project, [step], **overrides)
 
         with pytest.raises(FlowNotFoundError):
             service.import_records([composite(composing_flows=["missing"])])
@@ -350,13 +351,7 @@ class TestImportRecords:
         free, taken = make_deployment(service), service.get_flow(flow_id=step).deployment_id
 
         def composite(**overrides):
-            record = {
-                "kind": "flow_of_flows",
-                "parent_flow_id": "v",
-                "flow_name": "v",
-                "project_name": project,
-            }
-            return {**record, "composing_flows": [step], "deployment_id": free, **overrides}
+            return composition_record("v", project, [step], deployment_id=free, **overrides)
 
         with pytest.raises(DeploymentNotFoundError):
             service.import_records([composite(deployment_id=free + 100)])
