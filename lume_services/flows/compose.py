@@ -3,9 +3,12 @@
 Every check runs before anything is written: each step must name a registered
 flow, each mapped parameter must be a parameter of its step's flow, its
 parent must be an earlier step, and a parent task must be a task of that
-parent's flow (read from the flow's module in its own environment). Then the
-parent Prefect deployment is registered and the ``flow`` and ``flow_of_flows``
-rows written in one transaction (undoing the registration if that fails).
+parent's flow (read from the flow's module in its own environment); a
+composition stored as a model version must also be a valid, unused or
+identical version of an existing model. Then the parent Prefect deployment
+is registered and the ``flow`` and ``flow_of_flows`` rows (with the
+``deployment`` row of a model version) written in one transaction, undoing
+the registration if that fails.
 """
 
 from __future__ import annotations

@@ -351,7 +351,7 @@ class TestImportRecords:
         free, taken = make_deployment(service), service.get_flow(flow_id=step).deployment_id
 
         def composite(**overrides):
-            return composition_record("v", project, [step], deployment_id=free, **overrides)
+            return composition_record("v", project, [step], **{"deployment_id": free, **overrides})
 
         with pytest.raises(DeploymentNotFoundError):
             service.import_records([composite(deployment_id=free + 100)])
