@@ -16,7 +16,8 @@ from typing import Optional
 
 from uv import find_uv_bin
 
-FLOW_MODULE = """
+# The imports and the two tasks every test flow module is made of.
+TASKS = """
 from prefect import flow as prefect_flow
 from prefect import task
 
@@ -29,12 +30,17 @@ def double(x: float) -> float:
 @task
 def add(a: float, b: float) -> float:
     return a + b
+"""
 
+FLOW_MODULE = (
+    TASKS
+    + """
 
 @prefect_flow(name="{flow_name}")
 def flow(input1: float = 1.0, input2: float = 2.0) -> dict:
     return {{"sum": add(double(input1), input2), "version": "{version}"}}
 """
+)
 
 MODEL_MODULE = """
 class Model:

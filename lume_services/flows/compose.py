@@ -20,13 +20,13 @@ from typing import Any, Optional, Union
 
 from lume_services.environment.runner import describe_flow
 from lume_services.errors import (
-    DeploymentConflictError,
     DeploymentNotFoundError,
     FlowAlreadyExistsError,
     FlowNotFoundError,
     ValidationError,
 )
 from lume_services.flows.spec import COMPOSITE_PACKAGE, ComposingFlow, FlowOfFlowsSpec
+from lume_services.models.registration import same_version, undo_unrecorded
 from lume_services.services.models.queries import deployment_values
 from lume_services.services.models.records import FlowRecord
 
@@ -69,15 +69,11 @@ def compose(
         name=spec.name, project_name=spec.project_name, steps=steps, digest=digest, model_id=model_id,
         version=version, description=" -> ".join(s["name"] for s in steps),
     )  # fmt: skip
-    try:
+    with undo_unrecorded(svc, scheduling, parent_id):
         svc.store_flow_of_flows(
             parent_flow_id=parent_id, flow_name=spec.name, project_name=spec.project_name,
             composing_flows=composing, deployment=deployment,
         )  # fmt: skip
-    except Exception:
-        if not svc.get_flows(flow_id=parent_id):
-            scheduling.delete_flow(parent_id)
-        raise
     return parent_id
 
 
@@ -113,9 +109,7 @@ def _deployment(
         package_import_name=COMPOSITE_PACKAGE, image=None, is_live=is_live, asset_dir=None,
     )  # fmt: skip
     svc.get_model(model_id=model_id)  # ModelNotFoundError before anything is registered
-    existing = svc.get_deployments(model_id=model_id, version=version)
-    if existing and existing[0].sha256 != digest:
-        raise DeploymentConflictError(model_id, version, existing[0].sha256, digest)
+    same_version(svc, model_id, version, digest)
     return deployment
 
 

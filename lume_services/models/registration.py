@@ -116,18 +116,34 @@ def _existing(
     svc: Any, envs: Any, model_id: int, version: str, sha256: str, is_live: bool
 ) -> Optional[DeploymentRecord]:
     """The stored deployment of this exact artifact, if complete; conflicts raise."""
-    found = svc.get_deployments(model_id=model_id, version=version)
-    if not found:
+    deployment = same_version(svc, model_id, version, sha256)
+    if deployment is None:
         return None
-    deployment = found[0]
-    if deployment.sha256 != sha256:
-        raise DeploymentConflictError(model_id, version, deployment.sha256, sha256)
     loaded = svc.load_deployment(model_id=model_id, deployment_id=deployment.deployment_id)
     if loaded.flow is None or envs.get(sha256) is None:
         return None  # incomplete (e.g. environment removed): finish the registration
     if is_live and not deployment.is_live:
         return svc.set_live(deployment.deployment_id)
     return deployment
+
+
+def same_version(svc: Any, model_id: int, version: str, sha256: str) -> Optional[DeploymentRecord]:
+    """The model's deployment of ``version`` (None if there is none); another sha256 raises DeploymentConflictError."""
+    found = svc.get_deployments(model_id=model_id, version=version)
+    if found and found[0].sha256 != sha256:
+        raise DeploymentConflictError(model_id, version, found[0].sha256, sha256)
+    return found[0] if found else None
+
+
+@contextmanager
+def undo_unrecorded(svc: Any, scheduling: Any, flow_id: str) -> Iterator[None]:
+    """Remove the Prefect deployment ``flow_id`` if recording it fails and no row has it."""
+    try:
+        yield
+    except Exception:
+        if not svc.get_flows(flow_id=flow_id):  # ours and unrecorded
+            scheduling.delete_flow(flow_id)
+        raise
 
 
 def _record(
@@ -143,14 +159,10 @@ def _record(
     recorded_source = (
         without_credentials(source.original) if source.kind == "url" else Path(source.path).as_uri()
     )
-    try:
+    with undo_unrecorded(svc, services.scheduling, flow_id):
         deployment_id, _ = svc.store_deployment_with_flow(
             model_id=reg.model_id, version=info.version, source=recorded_source, sha256=artifact.sha256,
             package_import_name=info.import_name, image=reg.image, is_live=is_live,
             flow_id=flow_id, flow_name=reg.flow_name, project_name=reg.project_name,
         )  # fmt: skip
-    except Exception:
-        if not svc.get_flows(flow_id=flow_id):  # ours and unrecorded: undo it
-            services.scheduling.delete_flow(flow_id)
-        raise
     return deployment_id

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from packages import build, write_project
+from packages import TASKS, build, write_project
 
 from lume_services import config
 
@@ -95,22 +95,10 @@ def registry(model_db, prefect_server, shared_home, monkeypatch):
     return config.configure()
 
 
-RUNNER_FLOW = """
-import time
-
-from prefect import flow as prefect_flow
-from prefect import task
-
-
-@task
-def double(x: float) -> float:
-    return 2 * x
-
-
-@task
-def add(a: float, b: float) -> float:
-    return a + b
-
+RUNNER_FLOW = (
+    "import time\n"
+    + TASKS
+    + """
 
 @prefect_flow(name="runner-flow")
 def flow(input1: float = 1.0, input2: float = 2.0, sleep: float = 0.0, fail: bool = False) -> dict:
@@ -119,6 +107,7 @@ def flow(input1: float = 1.0, input2: float = 2.0, sleep: float = 0.0, fail: boo
     time.sleep(sleep)
     return {"sum": add(double(input1), input2), "inputs": [input1, input2]}
 """
+)
 
 
 @pytest.fixture(scope="session")

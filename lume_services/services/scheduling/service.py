@@ -81,28 +81,34 @@ class SchedulingService:
         with temporary_settings(updates=updates), get_client(sync_client=True) as client:
             yield client
 
+    @contextmanager
+    def _registering(self, what: str) -> Iterator[Any]:
+        """A client for registering ``what``: any failure other than ours becomes a RegistrationError naming it."""
+        try:
+            with self._client() as client:
+                yield client
+        except SchedulingError:
+            raise
+        except Exception as exc:
+            raise RegistrationError(what, _reason(exc)) from exc
+
     # -- projects -------------------------------------------------------------
 
     def create_project(self, name: str, description: Optional[str] = None) -> str:
         """Create (or find) the project's work queue; returns the queue id. Idempotent."""
         from prefect.exceptions import ObjectAlreadyExists
 
-        try:
-            with self._client() as client:
-                self._ensure_pool(client)
-                try:
-                    queue = client.create_work_queue(
-                        name=name, description=description, work_pool_name=self.pool_name
-                    )
-                except ObjectAlreadyExists:
-                    queue = client.read_work_queue_by_name(name, work_pool_name=self.pool_name)
-                    if description is not None and queue.description != description:
-                        client.update_work_queue(queue.id, description=description)
-                return str(queue.id)
-        except SchedulingError:
-            raise
-        except Exception as exc:
-            raise RegistrationError(f"project {name!r}", _reason(exc)) from exc
+        with self._registering(f"project {name!r}") as client:
+            self._ensure_pool(client)
+            try:
+                queue = client.create_work_queue(
+                    name=name, description=description, work_pool_name=self.pool_name
+                )
+            except ObjectAlreadyExists:
+                queue = client.read_work_queue_by_name(name, work_pool_name=self.pool_name)
+                if description is not None and queue.description != description:
+                    client.update_work_queue(queue.id, description=description)
+            return str(queue.id)
 
     def _ensure_pool(self, client: Any) -> None:
         from prefect.client.schemas.actions import WorkPoolCreate
@@ -168,29 +174,24 @@ class SchedulingService:
         """Create or update the Prefect deployment of ``reg``; returns its id."""
         from prefect.exceptions import ObjectNotFound
 
-        try:
-            with self._client() as client:
-                try:
-                    client.read_work_queue_by_name(reg.project_name, work_pool_name=self.pool_name)
-                except ObjectNotFound:
-                    raise RegistrationError(
-                        f"flow {reg.flow_name!r}",
-                        f"project {reg.project_name!r} has no work queue in pool {self.pool_name!r}; "
-                        f"run scheduling_service.create_project({reg.project_name!r}) first",
-                    ) from None
-                flow_id = client.create_flow_from_name(reg.flow_name)
-                deployment_id = client.create_deployment(
-                    flow_id=flow_id, name=self.deployment_name(reg), version=reg.version,
-                    entrypoint=reg.entrypoint, work_pool_name=self.pool_name,
-                    work_queue_name=reg.project_name, tags=[f"project:{reg.project_name}"],
-                    parameter_openapi_schema=reg.parameter_schema, enforce_parameter_schema=True,
-                    job_variables=self.job_variables(reg), pull_steps=[], description=reg.description,
-                )  # fmt: skip
-                return str(deployment_id)
-        except SchedulingError:
-            raise
-        except Exception as exc:
-            raise RegistrationError(f"flow {reg.flow_name!r}", _reason(exc)) from exc
+        with self._registering(f"flow {reg.flow_name!r}") as client:
+            try:
+                client.read_work_queue_by_name(reg.project_name, work_pool_name=self.pool_name)
+            except ObjectNotFound:
+                raise RegistrationError(
+                    f"flow {reg.flow_name!r}",
+                    f"project {reg.project_name!r} has no work queue in pool {self.pool_name!r}; "
+                    f"run scheduling_service.create_project({reg.project_name!r}) first",
+                ) from None
+            flow_id = client.create_flow_from_name(reg.flow_name)
+            deployment_id = client.create_deployment(
+                flow_id=flow_id, name=self.deployment_name(reg), version=reg.version,
+                entrypoint=reg.entrypoint, work_pool_name=self.pool_name,
+                work_queue_name=reg.project_name, tags=[f"project:{reg.project_name}"],
+                parameter_openapi_schema=reg.parameter_schema, enforce_parameter_schema=True,
+                job_variables=self.job_variables(reg), pull_steps=[], description=reg.description,
+            )  # fmt: skip
+            return str(deployment_id)
 
     def register_composite(
         self,
@@ -225,26 +226,21 @@ class SchedulingService:
         )
         deployment_name = f"{base}-{digest[:12]}"
         schema = parameter_schema(run_flow_of_flows.fn).model_dump()
-        try:
-            with self._client() as client:
-                self._ensure_pool(client)
-                flow_id = client.create_flow_from_name(COMPOSITE_FLOW_NAME)
-                deployment_id = client.create_deployment(
-                    flow_id=flow_id, name=deployment_name, version=version,
-                    entrypoint=COMPOSITE_ENTRYPOINT, work_pool_name=self.pool_name,
-                    work_queue_name=project_name, tags=[f"project:{project_name}", "flow-of-flows"],
-                    parameters={"steps": steps, "inline": self.inline}, parameter_openapi_schema=schema,
-                    enforce_parameter_schema=True, pull_steps=[], description=description,
-                    job_variables={
-                        "command": runs.engine_command(Path(sys.executable)),
-                        "env": result_environment(self.results_path, self.home / "runs"),
-                    },
-                )  # fmt: skip
-                return str(deployment_id)
-        except SchedulingError:
-            raise
-        except Exception as exc:
-            raise RegistrationError(f"flow of flows {name!r}", _reason(exc)) from exc
+        with self._registering(f"flow of flows {name!r}") as client:
+            self._ensure_pool(client)
+            flow_id = client.create_flow_from_name(COMPOSITE_FLOW_NAME)
+            deployment_id = client.create_deployment(
+                flow_id=flow_id, name=deployment_name, version=version,
+                entrypoint=COMPOSITE_ENTRYPOINT, work_pool_name=self.pool_name,
+                work_queue_name=project_name, tags=[f"project:{project_name}", "flow-of-flows"],
+                parameters={"steps": steps, "inline": self.inline}, parameter_openapi_schema=schema,
+                enforce_parameter_schema=True, pull_steps=[], description=description,
+                job_variables={
+                    "command": runs.engine_command(Path(sys.executable)),
+                    "env": result_environment(self.results_path, self.home / "runs"),
+                },
+            )  # fmt: skip
+            return str(deployment_id)
 
     def delete_flow(self, deployment_id: str) -> None:
         """Remove a Prefect deployment (used to undo a registration)."""
