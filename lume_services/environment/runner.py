@@ -50,13 +50,14 @@ print(json.dumps({
 """
 
 
-def child_environment(home: Path, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """PATH, HOME and locale only, Prefect pointed inside LUME_HOME unless configured."""
+def child_environment(home: Optional[Path], extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """PATH, HOME, locale and PREFECT_* only; Prefect pointed inside LUME_HOME ``home`` unless configured."""
     env = {k: v for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if (v := os.environ.get(k))}
     for key, value in os.environ.items():
         if key.startswith("PREFECT_"):
             env[key] = value
-    env.setdefault("PREFECT_HOME", str(home / "prefect"))
+    if home is not None:
+        env.setdefault("PREFECT_HOME", str(home / "prefect"))
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env.update(extra or {})
     return env

@@ -194,7 +194,9 @@ def _find_flow(svc: Any, item: ComposingFlow, default_project: str) -> FlowRecor
 
 
 def _require_task(svc: Any, ctx: Any, parent: dict[str, Any], task_name: str) -> None:
-    if task_name not in parent.setdefault("_tasks", _tasks_of(svc, ctx, parent["flow_id"])):
+    if "_tasks" not in parent:  # described once per step, in its environment's subprocess
+        parent["_tasks"] = _tasks_of(svc, ctx, parent["flow_id"])
+    if task_name not in parent["_tasks"]:
         raise ValidationError(
             "parent_task_name", task_name,
             f"flow {parent['name']!r} has no task {task_name!r}; its tasks are "

@@ -24,13 +24,12 @@ from uuid import UUID
 from prefect import flow, get_client
 from prefect.deployments import run_deployment
 
+from lume_services.environment.runner import child_environment
 from lume_services.errors import FlowFailedError
 from lume_services.flows.spec import COMPOSITE_FLOW_NAME
 from lume_services.services.scheduling import runs
 
 log = logging.getLogger(__name__)
-# What a step's process inherits besides PREFECT_* settings (inline, in a worker's flow-run process).
-CHILD_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 # Set by a caller that runs the composite in its own process.
 inline_executor: ContextVar[Optional[runs.InlineExecutor]] = ContextVar("inline_executor", default=None)
 
@@ -65,9 +64,8 @@ def _executor() -> runs.InlineExecutor:
     executor = inline_executor.get()
     if executor is not None:
         return executor
-    env = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_") or k in CHILD_VARIABLES}
     logs = Path(os.environ.get("LUME_RUN_LOGS") or Path(os.environ["PREFECT_HOME"]) / "runs")
-    return runs.InlineExecutor(env, logs)
+    return runs.InlineExecutor(child_environment(None), logs)
 
 
 def _run_child(
