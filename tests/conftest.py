@@ -39,6 +39,18 @@ def selected_dialects() -> list[str]:
     return chosen
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the SQLite runs of tests marked ``server_only`` (nothing to test there, so no skip)."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_sqlite = params.get("dialect") == "sqlite"
+        (drop if on_sqlite and item.get_closest_marker("server_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: a database that cannot start is a failure)", pytrace=False)
