@@ -39,6 +39,10 @@ class LUMEServicesSettings(BaseSettings):
         extra="ignore",
     )
 
+    actor: Optional[str] = Field(
+        default=None,
+        description="Who is acting, recorded in audit events, live history and approvals (printable, at most 100 characters); unset: <os user>@<hostname>.",
+    )
     home: Path = Field(
         default=DEFAULT_HOME,
         description="Directory for everything lume-services writes locally (embedded registry, environments, Prefect home).",
@@ -60,6 +64,18 @@ class LUMEServicesSettings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("actor")
+    @classmethod
+    def _valid_actor(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return None
+        from lume_services.services.models.validation import check_actor
+
+        try:
+            return check_actor(value)
+        except ValueError as exc:
+            raise ValueError(exc.problem) from None  # type: ignore[attr-defined]
 
     def model_db_config(self) -> ModelDBConfig:
         return self.model_db or ModelDBConfig(sqlite_path=self.home / "registry.db")
@@ -91,7 +107,7 @@ class Context:
         db = self.model_db()
         with self._lock:
             if self._model_db_service is None:
-                self._model_db_service = ModelDBService(db)
+                self._model_db_service = ModelDBService(db, actor=self.settings.actor)
             return self._model_db_service
 
     def scheduling_service(self) -> Any:

@@ -15,13 +15,19 @@ attributes. Secrets are never part of a message.
     │   ├── ProjectNotFoundError
     │   ├── FlowNotFoundError
     │   ├── FlowOfFlowsNotFoundError
+    │   ├── LiveRequestNotFoundError
     │   └── DeploymentNotRegisteredError
     ├── ConflictError
     │   ├── AlreadyExistsError
     │   │   ├── ProjectAlreadyExistsError
     │   │   └── FlowAlreadyExistsError
     │   ├── DeploymentConflictError
+    │   ├── LiveDeploymentChangedError
+    │   ├── LiveRequestClosedError
     │   └── InUseError
+    ├── PermissionDeniedError
+    │   ├── ApprovalRequiredError
+    │   └── SelfApprovalError
     ├── ValidationError (also ValueError)
     │   └── UnknownFilterError
     ├── ConfigurationError
@@ -111,6 +117,11 @@ class FlowOfFlowsNotFoundError(NotFoundError):
     hint = "compose one with store_flow_of_flows(...)"
 
 
+class LiveRequestNotFoundError(NotFoundError):
+    entity = "live request"
+    hint = "list them with `lume-services requests list`"
+
+
 class DeploymentNotRegisteredError(NotFoundError):
     """A model has no (such) deployment."""
 
@@ -177,6 +188,38 @@ class DeploymentConflictError(ConflictError):
         )
 
 
+class LiveDeploymentChangedError(ConflictError):
+    """Compare-and-swap of the live pointer: the live deployment is not the one expected."""
+
+    def __init__(self, model_id: int, expected: int | None, actual: int | None) -> None:
+        self.model_id = model_id
+        self.expected = expected
+        self.actual = actual
+
+        def name(d: int | None) -> str:
+            return "no deployment" if d is None else f"deployment {d!r}"
+
+        super().__init__(
+            f"The live deployment of model {model_id!r} is {name(actual)}, not {name(expected)} as "
+            "expected: someone changed it meanwhile. Nothing was changed; look at "
+            f"`lume-services deployments history {model_id}` and decide again."
+        )
+
+
+class LiveRequestClosedError(ConflictError):
+    """An approval or rejection of a request that is no longer pending."""
+
+    def __init__(self, request_id: int, state: str, decided_by: str | None) -> None:
+        self.request_id = request_id
+        self.state = state
+        self.decided_by = decided_by
+        by = f" by {decided_by!r}" if decided_by else ""
+        super().__init__(
+            f"Live request {request_id!r} was already {state}{by}; only pending requests can be "
+            "approved or rejected. Nothing was changed."
+        )
+
+
 class InUseError(ConflictError):
     """A delete would orphan rows that refer to the target."""
 
@@ -184,6 +227,37 @@ class InUseError(ConflictError):
         self.entity = entity
         self.key = key
         super().__init__(f"Cannot delete {entity} {key!r}: {users}; {remedy}. Nothing was deleted.")
+
+
+# --- permission ------------------------------------------------------------
+
+
+class PermissionDeniedError(LUMEServicesError):
+    """The acting principal may not make this change; nothing was written."""
+
+
+class ApprovalRequiredError(PermissionDeniedError):
+    """A protected model's live deployment changes only through an approved request."""
+
+    def __init__(self, model_id: int, deployment_id: int | None) -> None:
+        self.model_id = model_id
+        self.deployment_id = deployment_id
+        target = "DEPLOYMENT_ID" if deployment_id is None else repr(deployment_id)
+        super().__init__(
+            f"Model {model_id!r} requires approval to change its live deployment; nothing was changed. "
+            f"Ask for it with request_live({target}, reason=...) (`lume-services deployments request-live ID --reason TEXT`) and have "
+            "another person approve it."
+        )
+
+
+class SelfApprovalError(PermissionDeniedError):
+    def __init__(self, request_id: int, actor: str) -> None:
+        self.request_id = request_id
+        self.actor = actor
+        super().__init__(
+            f"Live request {request_id!r} was made by {actor!r}, who cannot also approve it; "
+            "another person must approve it. Nothing was changed."
+        )
 
 
 # --- validation ------------------------------------------------------------

@@ -6,6 +6,9 @@ import hashlib
 import itertools
 from typing import Any
 
+from sqlalchemy import select
+
+from lume_services.services.models.db.schema import Base
 from lume_services.services.models.service import ModelDBService
 
 _seq = itertools.count(1)
@@ -74,3 +77,16 @@ def make_flow(
     )
     fields.update(overrides)
     return service.store_flow(**fields)
+
+
+HISTORY_TABLES = {"audit_event", "live_change", "live_request"}
+
+
+def registry_snapshot(model_db: Any) -> dict[str, list[tuple]]:
+    """Every row of every registry table (not the history of its changes), in primary-key order."""
+    with model_db.engine.connect() as conn:
+        return {
+            t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+            for t in Base.metadata.sorted_tables
+            if t.name not in HISTORY_TABLES
+        }

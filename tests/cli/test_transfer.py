@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from factories import make_deployment, make_flow, make_model, make_project
-from sqlalchemy import select
+from factories import make_deployment, make_flow, make_model, make_project, registry_snapshot
 
 from lume_services.cli.main import cli
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
-from lume_services.services.models.db.schema import Base
 
 
 def invoke(url: str, *args: str, code: int = 0, stdin: str | None = None, **env: str) -> Result:
@@ -26,12 +24,7 @@ def url_of(model_db: ModelDB) -> str:
     return model_db.url.render_as_string(hide_password=False)
 
 
-def snapshot(model_db: ModelDB) -> dict[str, list[tuple]]:
-    with model_db.engine.connect() as conn:
-        return {
-            t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-            for t in Base.metadata.sorted_tables
-        }
+snapshot = registry_snapshot
 
 
 def populate(service) -> None:

@@ -13,6 +13,7 @@ from factories import (
     make_model,
     make_project,
     model_fields,
+    registry_snapshot,
     sha,
 )
 from sqlalchemy import event, func, select
@@ -29,7 +30,7 @@ from lume_services.errors import (
     ValidationError,
 )
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
-from lume_services.services.models.db.schema import Base, Deployment, FlowOfFlows, Model
+from lume_services.services.models.db.schema import Deployment, FlowOfFlows, Model
 from lume_services.services.models.service import ModelDBService
 
 
@@ -38,13 +39,7 @@ def count(model_db, table) -> int:
         return s.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def snapshot(model_db) -> dict[str, list[tuple]]:
-    """Every row of every table, in primary-key order."""
-    with model_db.engine.connect() as conn:
-        return {
-            t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-            for t in Base.metadata.sorted_tables
-        }
+snapshot = registry_snapshot
 
 
 def statements_during(engine, call) -> list[str]:

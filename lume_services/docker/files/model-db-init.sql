@@ -87,3 +87,71 @@ CREATE INDEX ix_deployment_model_id ON deployment (model_id, deployment_id);
 CREATE INDEX ix_model_facility_beampath ON model (facility, beampath, laboratory);
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
+-- Running upgrade 0002 -> 0003
+
+ALTER TABLE model ADD COLUMN require_approval BOOL NOT NULL DEFAULT false;
+
+CREATE TABLE audit_event (
+    event_id BIGINT NOT NULL AUTO_INCREMENT, 
+    time DATETIME(6) NOT NULL, 
+    actor VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    action VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    entity VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    entity_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    model_id INTEGER, 
+    `before` JSON, 
+    after JSON, 
+    CONSTRAINT pk_audit_event PRIMARY KEY (event_id)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_audit_event_model ON audit_event (model_id, event_id);
+
+CREATE INDEX ix_audit_event_actor ON audit_event (actor, event_id);
+
+CREATE INDEX ix_audit_event_action ON audit_event (action, event_id);
+
+CREATE INDEX ix_audit_event_time ON audit_event (time, event_id);
+
+CREATE TABLE live_change (
+    change_id INTEGER NOT NULL AUTO_INCREMENT, 
+    model_id INTEGER NOT NULL, 
+    deployment_id INTEGER, 
+    version VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, 
+    time DATETIME(6) NOT NULL, 
+    actor VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    reason VARCHAR(2000), 
+    approved_by VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, 
+    request_id INTEGER, 
+    CONSTRAINT pk_live_change PRIMARY KEY (change_id), 
+    CONSTRAINT fk_live_change_model_id_model FOREIGN KEY(model_id) REFERENCES model (model_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_live_change_model ON live_change (model_id, time, change_id);
+
+CREATE TABLE live_request (
+    request_id INTEGER NOT NULL AUTO_INCREMENT, 
+    model_id INTEGER NOT NULL, 
+    deployment_id INTEGER NOT NULL, 
+    expected_live INTEGER, 
+    requested_by VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    requested_at DATETIME(6) NOT NULL, 
+    reason VARCHAR(2000) NOT NULL, 
+    state VARCHAR(16) NOT NULL, 
+    decided_by VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, 
+    decided_at DATETIME(6), 
+    decision_reason VARCHAR(2000), 
+    CONSTRAINT pk_live_request PRIMARY KEY (request_id), 
+    CONSTRAINT fk_live_request_model_id_model FOREIGN KEY(model_id) REFERENCES model (model_id) ON DELETE CASCADE ON UPDATE CASCADE, 
+    CONSTRAINT fk_live_request_deployment_id_deployment FOREIGN KEY(deployment_id) REFERENCES deployment (deployment_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_live_request_model ON live_request (model_id, request_id);
+
+CREATE INDEX ix_live_request_state ON live_request (state, request_id);
+
+INSERT INTO live_change (model_id, deployment_id, version, time, actor) SELECT deployment.model_id, deployment.deployment_id, deployment.version, deployment.deploy_date, 'unknown' AS anon_1 
+FROM deployment 
+WHERE deployment.is_live = true;
+
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';

@@ -29,7 +29,6 @@ from itertools import groupby, islice
 from typing import Any, Optional
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lume_services.errors import ValidationError
@@ -39,6 +38,7 @@ from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlow
 from lume_services.services.models.queries import MODEL_FIELDS, normalise_steps
 from lume_services.services.models.unit_of_work import ServiceBase
 from lume_services.services.models.validation import check_value, check_values, normalize_sha256
+from lume_services.services.models.writes import Change
 
 __all__ = ["BulkOps", "EXPORT_FORMAT", "EXPORT_VERSION", "KINDS"]
 
@@ -50,7 +50,7 @@ KINDS = ("header", "project", "model", "deployment", "flow", "flow_of_flows")
 FIELDS: dict[str, tuple[str, ...]] = {
     "header": ("format", "version", "schema_revision", "exported_at", "counts"),
     "project": ("project_name", "description"),
-    "model": ("model_id", "created", *MODEL_FIELDS),
+    "model": ("model_id", "created", *MODEL_FIELDS, "require_approval"),
     "deployment": (
         "deployment_id",
         "model_id",
@@ -150,16 +150,17 @@ class BulkOps(ServiceBase):
             yield kind, ids
 
     def _write_batch(self, kind: str, rows: list[Row]) -> list[Any]:
+        """One batch in one transaction, with one summary audit event (and one per live change)."""
         operation = f"import of {len(rows)} {kind} record(s)"
 
-        def work(session: Session) -> list[Any]:
-            return WRITERS[kind](session, rows)
+        def work(change: Change) -> list[Any]:
+            ids = WRITERS[kind](change, rows)
+            if kind != "header":
+                change.record("import.completed", "import", kind, after={"kind": kind, "records": len(rows)})
+            return ids
 
-        try:
-            return self._model_db.transact(work, operation=operation)
-        except IntegrityError:
-            # A concurrent writer won a get-or-create race; its rows are visible now.
-            return self._write(operation, work)
+        # A concurrent writer may win a get-or-create race; its rows are visible on the retry.
+        return self._write(operation, work, on_conflict=lambda: self._write(operation, work))
 
 
 def _check_batch_size(batch_size: Any) -> None:
@@ -237,6 +238,7 @@ def _project(record: Mapping[str, Any]) -> Row:
 def _model(record: Mapping[str, Any]) -> Row:
     row = check_values(Model, {f: record.get(f) for f in MODEL_FIELDS})
     _optional(row, record, Model, "model_id")
+    _optional(row, record, Model, "require_approval")
     _timestamp(row, record, "created")
     return row
 

@@ -1,12 +1,14 @@
 """The writing half of the bulk path: one batch of validated rows per call, in one transaction.
 
-Each ``write_<kind>(session, rows)`` runs a constant number of statements,
+Each ``write_<kind>(change, rows)`` runs a constant number of statements,
 whatever the batch size: it reads what exists for the whole batch (by the
 unique keys and ids the rows name), applies the single stores' rules to the
 rows in order (an identical row is kept, a contradicting one raises the
 single store's error), and inserts the new rows with one executemany. It
-returns one id per row. :mod:`lume_services.services.models.bulk` validates
-the rows and opens the transactions.
+returns one id per row. Locks, live changes and the one-flow-per-deployment
+rule are the write path's (:mod:`writes`), as for the single stores.
+:mod:`lume_services.services.models.bulk` validates the rows and opens the
+transactions.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, text, true, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -25,12 +27,12 @@ from lume_services.errors import (
     DeploymentNotFoundError,
     FlowAlreadyExistsError,
     FlowNotFoundError,
-    ModelNotFoundError,
     ProjectAlreadyExistsError,
     ProjectNotFoundError,
 )
 from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project
 from lume_services.services.models.queries import MODEL_FIELDS, same_composition
+from lume_services.services.models.writes import Change, LiveMove, claim_flow, flows_of
 
 __all__ = ["WRITERS"]
 
@@ -99,26 +101,12 @@ def _after_explicit_ids(session: Session, table: str, column: str) -> None:
         )
 
 
-def _lock_models(session: Session, model_ids: Iterable[int]) -> None:
-    wanted = sorted(set(model_ids))
-    found = set(
-        session.execute(
-            select(Model.model_id)
-            .where(Model.model_id.in_(wanted))
-            .order_by(Model.model_id)
-            .with_for_update()
-        ).scalars()
-    )
-    missing = [m for m in wanted if m not in found]
-    if missing:
-        raise ModelNotFoundError({"model_id": missing[0]})
-
-
-def _write_header(session: Session, rows: list[Row]) -> list[None]:
+def _write_header(change: Change, rows: list[Row]) -> list[None]:
     return [None for _ in rows]
 
 
-def _write_projects(session: Session, rows: list[Row]) -> list[str]:
+def _write_projects(change: Change, rows: list[Row]) -> list[str]:
+    session = change.unit
     names = [r["project_name"] for r in rows]
     stored = dict(
         session.execute(
@@ -140,7 +128,8 @@ def _write_projects(session: Session, rows: list[Row]) -> list[str]:
     return names
 
 
-def _write_models(session: Session, rows: list[Row]) -> list[int]:
+def _write_models(change: Change, rows: list[Row]) -> list[int]:
+    session = change.unit
     columns = [getattr(Model, f) for f in MODEL_FIELDS]
     keys = [tuple(r[f] for f in MODEL_FIELDS) for r in rows]
     by_key = _ids_by_key(session, Model.model_id, columns, keys)
@@ -185,8 +174,9 @@ def _existing(session: Session, entity: Any, pk: Any, ids: Sequence[Any]) -> dic
     return {row[pk.key]: dict(row) for row in session.execute(stmt).mappings()}
 
 
-def _write_deployments(session: Session, rows: list[Row]) -> list[int]:
-    _lock_models(session, (r["model_id"] for r in rows))
+def _write_deployments(change: Change, rows: list[Row]) -> list[int]:
+    session = change.unit
+    locked = change.lock_models(r["model_id"] for r in rows)
     keys = [(r["model_id"], r["version"]) for r in rows]
     known: dict[tuple[int, str], tuple[Optional[int], str]] = {
         (m, v): (d, sha)
@@ -240,28 +230,16 @@ def _write_deployments(session: Session, rows: list[Row]) -> list[int]:
     ).items():
         known[key] = (new_id, known[key][1])
     if live:
-        _make_live(session, list(live), [known[key][0] for key in live.values()])  # type: ignore[misc]
-    return [known[key][0] for key in keys]  # type: ignore[misc]
-
-
-def _make_live(session: Session, models: list[int], targets: list[int]) -> None:
-    """Each target becomes its model's live deployment (the models are locked)."""
-    session.execute(
-        update(Deployment)
-        .where(
-            Deployment.model_id.in_(models),
-            Deployment.is_live == true(),
-            Deployment.deployment_id.not_in(targets),
+        # An import reproduces a registry's state: not gated by approval, recorded as every live change is.
+        state = change.models_state(live)
+        change.move_live(
+            [
+                LiveMove(m, known[key][0], key[1], *state[m], locked[m].require_approval)
+                for m, key in live.items()
+            ],
+            gate=False,
         )
-        .values(is_live=False)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Deployment)
-        .where(Deployment.deployment_id.in_(targets), Deployment.is_live != true())
-        .values(is_live=True)
-        .execution_options(synchronize_session=False)
-    )
+    return [known[key][0] for key in keys]  # type: ignore[misc]
 
 
 def _require(
@@ -273,10 +251,11 @@ def _require(
         raise error({column.key: missing[0] if len(missing) == 1 else missing})
 
 
-def _owned_deployments(session: Session, deployments: set[int]) -> dict[int, str]:
+def _owned_deployments(change: Change, deployments: set[int]) -> dict[int, str]:
     """Check that these deployments exist, lock their models, and map each to the flow it has."""
     if not deployments:
         return {}
+    session = change.unit
     owners = dict(
         session.execute(
             select(Deployment.deployment_id, Deployment.model_id).where(
@@ -286,17 +265,14 @@ def _owned_deployments(session: Session, deployments: set[int]) -> dict[int, str
     )
     if deployments - set(owners):
         raise DeploymentNotFoundError({"deployment_id": min(deployments - set(owners))})
-    _lock_models(session, owners.values())
-    return dict(
-        session.execute(
-            select(Flow.deployment_id, Flow.flow_id).where(Flow.deployment_id.in_(deployments))
-        ).all()
-    )
+    change.lock_models(owners.values())
+    return flows_of(change, deployments)
 
 
-def _write_flows(session: Session, rows: list[Row]) -> list[str]:
+def _write_flows(change: Change, rows: list[Row]) -> list[str]:
+    session = change.unit
     _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
-    by_deployment = _owned_deployments(session, {r["deployment_id"] for r in rows})
+    by_deployment = _owned_deployments(change, {r["deployment_id"] for r in rows})
     flow_ids = {r["flow_id"] for r in rows}
     stored = session.execute(
         select(Flow.flow_id, Flow.deployment_id, Flow.flow_name, Flow.project_name).where(
@@ -313,20 +289,17 @@ def _write_flows(session: Session, rows: list[Row]) -> list[str]:
                 d, n, p = by_id[flow_id]
                 raise FlowAlreadyExistsError(flow_id, f"for deployment {d!r} as {n!r} in project {p!r}")
             continue
-        if deployment_id in by_deployment:
-            raise FlowAlreadyExistsError(
-                by_deployment[deployment_id],
-                f"for deployment {deployment_id!r} (one flow per deployment); delete it before registering another",
-            )
-        by_id[flow_id], by_deployment[deployment_id] = definition, flow_id
+        claim_flow(by_deployment, deployment_id, flow_id)
+        by_id[flow_id] = definition
         new.append({**row, "composite": False})
     if new:
         session.execute(insert(Flow.__table__), new)
     return [r["flow_id"] for r in rows]
 
 
-def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
+def _write_compositions(change: Change, rows: list[Row]) -> list[str]:
     """Flows of flows in order: each step must exist already or be defined earlier."""
+    session = change.unit
     _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
     parents = {r["flow_id"] for r in rows}
     stored = {
@@ -335,7 +308,7 @@ def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
     }
     wanted = {s["flow_id"] for r in rows for s in r["steps"]}
     available = set(session.execute(select(Flow.flow_id).where(Flow.flow_id.in_(wanted))).scalars())
-    taken = _owned_deployments(session, {r["deployment_id"] for r in rows} - {None})
+    taken = _owned_deployments(change, {r["deployment_id"] for r in rows} - {None})
     new: dict[str, Row] = {}
     for row in rows:
         flow_id, deployment_id = row["flow_id"], row["deployment_id"]
@@ -352,12 +325,7 @@ def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
         if missing:
             raise FlowNotFoundError({"flow_id": missing})
         if deployment_id is not None:
-            if taken.get(deployment_id, flow_id) != flow_id:
-                raise FlowAlreadyExistsError(
-                    taken[deployment_id],
-                    f"for deployment {deployment_id!r} (one flow per deployment); delete it before registering another",
-                )
-            taken[deployment_id] = flow_id
+            claim_flow(taken, deployment_id, flow_id)
         new[flow_id] = row
     if new:
         session.execute(
@@ -389,7 +357,7 @@ def _write_compositions(session: Session, rows: list[Row]) -> list[str]:
     return [r["flow_id"] for r in rows]
 
 
-WRITERS: dict[str, Callable[[Session, list[Row]], list[Any]]] = {
+WRITERS: dict[str, Callable[[Change, list[Row]], list[Any]]] = {
     "header": _write_header,
     "project": _write_projects,
     "model": _write_models,

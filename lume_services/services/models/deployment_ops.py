@@ -5,14 +5,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Optional
 
-from sqlalchemy import Connection, bindparam, case, delete, false, or_, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from lume_services.errors import (
     DeploymentNotFoundError,
     InUseError,
-    ModelNotFoundError,
 )
 from lume_services.services.models.db.schema import Deployment, Flow, Model, Project
 from lume_services.services.models.queries import (
@@ -43,28 +41,12 @@ from lume_services.services.models.validation import (
     check_value,
     check_values,
 )
+from lume_services.services.models.writes import Change, LiveMove, row_values
 
 DEPLOYMENTS = Deployment.__table__
 OLDEST_FIRST = ("deploy_date", "deployment_id")
 NEWEST_FIRST = ("-deploy_date", "-deployment_id")
 _ID = DEPLOYMENTS.c.deployment_id == bindparam("_deployment_id")
-BY_ID = select(DEPLOYMENTS).where(_ID)
-# One statement makes a deployment its model's only live one (the model is locked).
-MAKE_LIVE = (
-    update(DEPLOYMENTS)
-    .where(
-        DEPLOYMENTS.c.model_id == bindparam("_model_id"),
-        or_(_ID, DEPLOYMENTS.c.is_live == true()),
-    )
-    .values(is_live=case((_ID, true()), else_=false()))
-)
-LOCK_MODEL = select(Model.model_id).where(Model.model_id == bindparam("_model_id")).with_for_update()
-# Lock the model that owns a deployment (the subquery's rows are not locked).
-LOCK_OWNER = (
-    select(Model.model_id)
-    .where(Model.model_id == select(DEPLOYMENTS.c.model_id).where(_ID).scalar_subquery())
-    .with_for_update()
-)
 
 
 @functools.lru_cache(maxsize=32)
@@ -105,36 +87,41 @@ class DeploymentOps(ServiceBase):
         The same (model, version, sha256) again returns the existing id (and
         makes it live if ``is_live``); the same version with another sha256
         raises :class:`DeploymentConflictError`. Making a deployment live
-        demotes the model's previous live deployment in the same transaction.
+        demotes the model's previous live deployment in the same transaction;
+        on a protected model it raises ApprovalRequiredError (store it with
+        ``is_live=False`` and ``request_live`` it).
         """
         values = deployment_values(
             model_id=model_id, version=version, source=source, sha256=sha256, image=image,
             package_import_name=package_import_name, is_live=is_live, asset_dir=asset_dir,
         )  # fmt: skip
 
-        def work(session: Session) -> int:
-            self._lock_model(session, model_id)
-            return upsert_deployment(session, values, is_live=is_live).deployment_id
+        def work(change: Change) -> int:
+            locked = change.lock_model(model_id)
+            deployment_id = upsert_deployment(change, values)
+            if is_live:
+                change.make_live(locked, deployment_id, version)
+            return deployment_id
 
-        def insert_new(conn: Connection) -> Optional[int]:
+        def insert_new(change: Change) -> Optional[int]:
             # On SQLite, BEGIN IMMEDIATE is the lock, and the foreign key reports a missing model.
-            locking = conn.dialect.name != "sqlite"
-            if locking and conn.execute(LOCK_MODEL, {"_model_id": model_id}).scalar_one_or_none() is None:
-                raise ModelNotFoundError({"model_id": model_id})
-            return insert_unless_exists(conn, DEPLOYMENTS, values)
+            if change.dialect != "sqlite":
+                change.lock_model(model_id)
+            row = {**values, "deploy_date": change.now}
+            new_id = insert_unless_exists(change.unit, DEPLOYMENTS, row)
+            if new_id is not None:
+                change.record("deployment.created", "deployment", new_id, model_id=model_id,
+                              after={**row, "deployment_id": new_id})  # fmt: skip
+            return new_id
 
         if not is_live:
             # A new version that is not live: lock the model and INSERT, on a Core
             # connection. An existing version (None) takes the full path below, which
             # returns it or says how it differs.
-            self._ensure_schema()
-            try:
-                new_id = self._model_db.transact(insert_new, operation="store_deployment", core=True)
-            except IntegrityError:
-                new_id = None
+            new_id = self._write("store_deployment", insert_new, core=True, on_conflict=lambda: None)
             if new_id is not None:
                 return new_id
-        return self._write("store_deployment", work)
+        return self._write("store_deployment", work, core=True)
 
     def store_deployment_with_flow(
         self,
@@ -162,14 +149,16 @@ class DeploymentOps(ServiceBase):
         )  # fmt: skip
         flow = check_values(Flow, dict(flow_id=flow_id, flow_name=flow_name, project_name=project_name))
 
-        def work(session: Session) -> tuple[int, str]:
-            require_project(session, project_name)
-            self._lock_model(session, model_id)
-            deployment = upsert_deployment(session, values, is_live=is_live)
-            insert_flow(session, {**flow, "deployment_id": deployment.deployment_id})
-            return deployment.deployment_id, flow_id
+        def work(change: Change) -> tuple[int, str]:
+            require_project(change, project_name)
+            locked = change.lock_model(model_id)
+            deployment_id = upsert_deployment(change, values)
+            insert_flow(change, {**flow, "deployment_id": deployment_id}, model_id=model_id)
+            if is_live:
+                change.make_live(locked, deployment_id, version)
+            return deployment_id, flow_id
 
-        return self._write("store_deployment_with_flow", work)
+        return self._write("store_deployment_with_flow", work, core=True)
 
     def get_deployment(self, **filters: Any) -> DeploymentRecord:
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), ["deployment_id"], limit=1)
@@ -196,9 +185,6 @@ class DeploymentOps(ServiceBase):
         if row is None:
             raise DeploymentNotFoundError(filters)
         return row
-
-    def get_live_deployment(self, model_id: int) -> DeploymentRecord:
-        return self.get_deployment(model_id=model_id, is_live=True)
 
     def list_deployments(
         self, *, limit: int = 100, after: Optional[int] = None, **filters: Any
@@ -264,46 +250,47 @@ class DeploymentOps(ServiceBase):
         is_live: Optional[bool] = None,
         image: Optional[str] = None,
     ) -> DeploymentRecord:
-        """Set a deployment live (demoting the model's other one) or not, or its image."""
+        """Set a deployment live (demoting the model's other one) or not, or its image.
+
+        Changing what is live is refused on a protected model (ApprovalRequiredError).
+        """
         check_value(Deployment, "deployment_id", deployment_id)
         if is_live is not None:
             check_value(Deployment, "is_live", is_live)
         if image is not None:
             check_value(Deployment, "image", image)
 
-        params = {"_deployment_id": deployment_id}
-
-        def work(conn: Connection) -> DeploymentRecord:
-            changes = {k: v for k, v in (("is_live", is_live), ("image", image)) if v is not None}
-            model_id = conn.execute(LOCK_OWNER, params).scalar_one_or_none()
-            if model_id is None:
-                raise DeploymentNotFoundError({"deployment_id": deployment_id})
-            if is_live:
-                conn.execute(MAKE_LIVE, {**params, "_model_id": model_id})
-                changes.pop("is_live")
-            if changes:
-                conn.execute(_update_one(tuple(changes)), {**params, **changes})
-            return DeploymentRecord.model_validate(conn.execute(BY_ID, params).one())
+        def work(change: Change) -> DeploymentRecord:
+            locked = change.lock_owner(deployment_id)
+            state = change.deployment_state(deployment_id)
+            record = row_values(state)
+            if image is not None and image != state.image:
+                change.execute(_update_one(("image",)), {"_deployment_id": deployment_id, "image": image})
+                change.record("deployment.updated", "deployment", deployment_id, model_id=locked.model_id,
+                              before={"image": state.image}, after={"image": image})  # fmt: skip
+                record["image"] = image
+            if is_live is not None and is_live != (state._live == deployment_id):
+                target = deployment_id if is_live else None
+                change.move_live([LiveMove(locked.model_id, target, state.version if is_live else None,
+                                           state._live, state._last_change, locked.require_approval)])  # fmt: skip
+                record["is_live"] = is_live
+            return DeploymentRecord.model_validate(record)
 
         return self._write("update_deployment", work, core=True)
 
-    def set_live(self, deployment_id: int) -> DeploymentRecord:
-        """Make ``deployment_id`` its model's one live deployment."""
-        return self.update_deployment(deployment_id, is_live=True)
-
     def delete_deployment(self, deployment_id: int) -> None:
-        """Delete a deployment and its flow (refused while the flow is a composition step)."""
+        """Delete a deployment and its flow (refused while the flow is a composition step).
+
+        A live deployment's live interval ends (a protected model refuses
+        that without approval); its audit events and live history stay.
+        """
         check_value(Deployment, "deployment_id", deployment_id)
 
-        def work(session: Session) -> None:
-            model_id = session.execute(
-                select(Deployment.model_id).where(Deployment.deployment_id == deployment_id)
-            ).scalar_one_or_none()
-            if model_id is None:
-                raise DeploymentNotFoundError({"deployment_id": deployment_id})
-            self._lock_model(session, model_id)
+        def work(change: Change) -> None:
+            locked = change.lock_owner(deployment_id)
+            state = change.deployment_state(deployment_id)
             used = flows_used_in_compositions(
-                session, select(Flow.flow_id).where(Flow.deployment_id == deployment_id)
+                change.unit, select(Flow.flow_id).where(Flow.deployment_id == deployment_id)
             )
             if used:
                 raise InUseError(
@@ -312,6 +299,11 @@ class DeploymentOps(ServiceBase):
                     f"its flow {used} is a step of a flow of flows",
                     "delete that composition first",
                 )
-            session.execute(delete(Deployment).where(Deployment.deployment_id == deployment_id))
+            if state._live == deployment_id:
+                change.move_live([LiveMove(locked.model_id, None, None, deployment_id, state._last_change,
+                                           locked.require_approval)])  # fmt: skip
+            change.execute(delete(DEPLOYMENTS).where(_ID), {"_deployment_id": deployment_id})
+            change.record("deployment.deleted", "deployment", deployment_id, model_id=locked.model_id,
+                          before=row_values(state))  # fmt: skip
 
-        self._write("delete_deployment", work)
+        self._write("delete_deployment", work, core=True)

@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lume_services.errors import (
-    DeploymentNotFoundError,
+    ConflictError,
     FlowNotFoundError,
     FlowOfFlowsNotFoundError,
     InUseError,
@@ -27,7 +26,6 @@ from lume_services.services.models.queries import (
     flows_used_in_compositions,
     insert_flow,
     normalise_steps,
-    require_no_flow,
     require_project,
     same_composition,
     steps_query,
@@ -44,6 +42,14 @@ from lume_services.services.models.validation import (
     check_value,
     check_values,
 )
+from lume_services.services.models.writes import Change, claim_flow, flows_of, row_values
+
+
+def _make_live_if(
+    change: Change, locked: Any, owner: Optional[Mapping[str, Any]], deployment_id: Any
+) -> None:
+    if owner is not None and owner["is_live"]:
+        change.make_live(locked, deployment_id, owner["version"])
 
 
 class FlowOps(ServiceBase):
@@ -62,22 +68,22 @@ class FlowOps(ServiceBase):
                 raise ProjectAlreadyExistsError(project_name, found.description, description)
             return found.project_name
 
-        def work(session: Session) -> str:
-            found = find(session)
+        def work(change: Change) -> str:
+            found = find(change.unit)
             if found is not None:
                 return check(found)
-            session.add(Project(**values))
-            session.flush()
+            change.unit.add(Project(**values))
+            change.unit.flush()
+            change.record("project.created", "project", project_name, after=values)
             return project_name
 
-        self._ensure_schema()
-        try:
-            return self._model_db.transact(work, operation="store_project")
-        except IntegrityError:
+        def lost_race() -> str:
             found = self._read("store_project", find)
             if found is None:
-                raise
+                raise ConflictError("store_project conflicts with a concurrent delete; nothing was written.")
             return check(found)
+
+        return self._write("store_project", work, on_conflict=lost_race)
 
     def get_project(self, **filters: Any) -> ProjectRecord:
         query = check_filters(Project, filters)
@@ -95,12 +101,15 @@ class FlowOps(ServiceBase):
     def update_project(self, project_name: str, *, description: str) -> ProjectRecord:
         check_values(Project, dict(project_name=project_name, description=description))
 
-        def work(session: Session) -> ProjectRecord:
-            row = session.get(Project, project_name, with_for_update=True)
+        def work(change: Change) -> ProjectRecord:
+            row = change.unit.get(Project, project_name, with_for_update=True)
             if row is None:
                 raise ProjectNotFoundError({"project_name": project_name})
-            row.description = description
-            session.flush()
+            if row.description != description:
+                change.record("project.updated", "project", project_name,
+                              before={"description": row.description}, after={"description": description})  # fmt: skip
+                row.description = description
+                change.unit.flush()
             return ProjectRecord.model_validate(row)
 
         return self._write("update_project", work)
@@ -109,9 +118,12 @@ class FlowOps(ServiceBase):
         """Delete a project that no flow belongs to."""
         check_value(Project, "project_name", project_name)
 
-        def work(session: Session) -> None:
-            if session.get(Project, project_name, with_for_update=True) is None:
+        def work(change: Change) -> None:
+            session = change.unit
+            row = session.get(Project, project_name, with_for_update=True)
+            if row is None:
                 raise ProjectNotFoundError({"project_name": project_name})
+            before = row_values(row)
             count = session.execute(
                 select(func.count()).select_from(Flow).where(Flow.project_name == project_name)
             ).scalar_one()
@@ -120,6 +132,7 @@ class FlowOps(ServiceBase):
                     "project", project_name, f"{count} flow(s) belong to it", "delete their deployments first"
                 )
             session.execute(delete(Project).where(Project.project_name == project_name))
+            change.record("project.deleted", "project", project_name, before=before)
 
         self._write("delete_project", work)
 
@@ -140,17 +153,12 @@ class FlowOps(ServiceBase):
             ),
         )
 
-        def work(session: Session) -> str:
-            require_project(session, project_name)
-            model_id = session.execute(
-                select(Deployment.model_id).where(Deployment.deployment_id == deployment_id)
-            ).scalar_one_or_none()
-            if model_id is None:
-                raise DeploymentNotFoundError({"deployment_id": deployment_id})
-            self._lock_model(session, model_id)
-            return insert_flow(session, values)
+        def work(change: Change) -> str:
+            require_project(change, project_name)
+            locked = change.lock_owner(deployment_id)
+            return insert_flow(change, values, model_id=locked.model_id)
 
-        return self._write("store_flow", work)
+        return self._write("store_flow", work, core=True)
 
     def get_flow(self, **filters: Any) -> FlowRecord:
         query = check_filters(Flow, filters)
@@ -169,15 +177,24 @@ class FlowOps(ServiceBase):
         """Delete a flow (and, for a composite, its composition rows)."""
         check_value(Flow, "flow_id", flow_id)
 
-        def work(session: Session) -> None:
-            if session.get(Flow, flow_id, with_for_update=True) is None:
+        def work(change: Change) -> None:
+            session = change.unit
+            row = session.get(Flow, flow_id, with_for_update=True)
+            if row is None:
                 raise FlowNotFoundError({"flow_id": flow_id})
             used = flows_used_in_compositions(session, select(Flow.flow_id).where(Flow.flow_id == flow_id))
             if used:
                 raise InUseError(
                     "flow", flow_id, "it is a step of a flow of flows", "delete that composition first"
                 )
+            model_id = None
+            if row.deployment_id is not None:
+                model_id = session.execute(
+                    select(Deployment.model_id).where(Deployment.deployment_id == row.deployment_id)
+                ).scalar_one_or_none()
+            before = row_values(row)
             session.execute(delete(Flow).where(Flow.flow_id == flow_id))
+            change.record("flow.deleted", "flow", flow_id, model_id=model_id, before=before)
 
         self._write("delete_flow", work)
 
@@ -213,7 +230,8 @@ class FlowOps(ServiceBase):
         if deployment is not None:
             owner = deployment_values(**{"image": None, "is_live": False, **deployment})
 
-        def work(session: Session) -> str:
+        def work(change: Change) -> str:
+            session = change.unit
             require_project(session, project_name)
             wanted = {s["flow_id"] for s in steps}
             found = set(session.execute(select(Flow.flow_id).where(Flow.flow_id.in_(wanted))).scalars())
@@ -223,15 +241,17 @@ class FlowOps(ServiceBase):
                 raise ValidationError(
                     "composing_flows", parent_flow_id, "a flow of flows cannot contain itself"
                 )
-            deployment_id = None
+            deployment_id = locked = None
             if owner is not None:
-                self._lock_model(session, owner["model_id"])
-                deployment_id = upsert_deployment(session, owner, is_live=owner["is_live"]).deployment_id
+                locked = change.lock_model(owner["model_id"])
+                deployment_id = upsert_deployment(change, owner)
             existing = session.get(Flow, parent_flow_id, with_for_update=True)
             if existing is not None:
-                return same_composition(session, existing, flow_name, project_name, steps, deployment_id)
+                same_composition(session, existing, flow_name, project_name, steps, deployment_id)
+                _make_live_if(change, locked, owner, deployment_id)
+                return parent_flow_id
             if deployment_id is not None:
-                require_no_flow(session, deployment_id)
+                claim_flow(flows_of(change, [deployment_id]), deployment_id, parent_flow_id)
             session.add(
                 Flow(
                     flow_id=parent_flow_id,
@@ -247,6 +267,13 @@ class FlowOps(ServiceBase):
                 for i, step in enumerate(steps, start=1)
             )
             session.flush()
+            change.record(
+                "flow_of_flows.created", "flow", parent_flow_id,
+                model_id=owner["model_id"] if owner else None,
+                after={"flow_name": flow_name, "project_name": project_name, "deployment_id": deployment_id,
+                       "steps": [s["flow_id"] for s in steps]},
+            )  # fmt: skip
+            _make_live_if(change, locked, owner, deployment_id)
             return parent_flow_id
 
         return self._write("store_flow_of_flows", work)

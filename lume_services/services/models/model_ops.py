@@ -7,7 +7,6 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, Select, and_, bindparam, delete, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from lume_services.errors import (
     ConflictError,
@@ -37,6 +36,7 @@ from lume_services.services.models.validation import (
     check_value,
     check_values,
 )
+from lume_services.services.models.writes import Change, changed, row_values
 
 MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
 MODEL_KEYS, DEPLOYMENT_KEYS = MODELS.c.keys(), DEPLOYMENTS.c.keys()
@@ -70,20 +70,22 @@ class ModelOps(ServiceBase):
         def find(conn: Connection) -> Optional[int]:
             return conn.execute(FIND_MODEL, values).scalar_one_or_none()
 
-        def work(conn: Connection) -> int:
+        def work(change: Change) -> int:
             # One statement for a new model; a duplicate is skipped without an error.
-            new_id = insert_unless_exists(conn, MODELS, values)
-            return new_id if new_id is not None else _found(find(conn))
+            row = {**values, "created": change.now}
+            new_id = insert_unless_exists(change.unit, MODELS, row)
+            if new_id is None:
+                return _found(find(change.unit))
+            change.record(
+                "model.created", "model", new_id, model_id=new_id, after={**row, "model_id": new_id}
+            )
+            return new_id
 
-        self._ensure_schema()
-        try:
-            return self._model_db.transact(work, operation="store_model", core=True)
-        except IntegrityError:
+        def lost_race() -> int:
             # Lost a get-or-create race: the winner's row is committed now.
-            found = self._read("store_model", find, core=True)
-            if found is None:
-                raise
-            return found
+            return _found(self._read("store_model", find, core=True))
+
+        return self._write("store_model", work, core=True, on_conflict=lost_race)
 
     def get_model(self, **filters: Any) -> ModelRecord:
         """The one model matching ``filters`` (lowest model_id if several)."""
@@ -164,39 +166,67 @@ class ModelOps(ServiceBase):
             )
         return stmt
 
-    def update_model(self, model_id: int, *, description: str) -> ModelRecord:
-        """Change a model's description (it is part of the model's identity)."""
+    def update_model(
+        self,
+        model_id: int,
+        *,
+        description: Optional[str] = None,
+        require_approval: Optional[bool] = None,
+    ) -> ModelRecord:
+        """Change a model's description (part of its identity) or whether going live needs approval."""
         check_value(Model, "model_id", model_id)
-        check_value(Model, "description", description)
+        wanted = {k: v for k, v in (("description", description), ("require_approval", require_approval))
+                  if v is not None}  # fmt: skip
+        for field, value in wanted.items():
+            check_value(Model, field, value)
 
-        def work(session: Session) -> ModelRecord:
-            row = self._lock_model(session, model_id)
-            row.description = description
+        def work(change: Change) -> ModelRecord:
+            change.lock_model(model_id)
+            row = change.unit.get(Model, model_id, populate_existing=True)
+            before, after = changed(row_values(row), wanted)
+            for field, value in after.items():
+                setattr(row, field, value)
             try:
-                session.flush()
+                change.unit.flush()
             except IntegrityError:
                 raise ConflictError(
                     f"Another model with the same author, laboratory, facility and beampath "
                     f"already has description {description!r}; nothing was changed."
                 ) from None
+            if after:
+                change.record(
+                    "model.updated", "model", model_id, model_id=model_id, before=before, after=after
+                )
             return ModelRecord.model_validate(row)
 
         return self._write("update_model", work)
 
     def delete_model(self, model_id: int, *, cascade: bool = False) -> None:
-        """Delete a model; with ``cascade`` also its deployments and their flows."""
+        """Delete a model; with ``cascade`` also its deployments and their flows.
+
+        Its audit events stay; its live history and live requests go with it.
+        A protected model is not deleted: unprotect it first.
+        """
         check_value(Model, "model_id", model_id)
 
-        def work(session: Session) -> None:
-            self._lock_model(session, model_id)
-            count = session.execute(
-                select(func.count()).select_from(Deployment).where(Deployment.model_id == model_id)
-            ).scalar_one()
-            if count and not cascade:
+        def work(change: Change) -> None:
+            session = change.unit
+            locked = change.lock_model(model_id)
+            if locked.require_approval:
+                raise InUseError(
+                    "model", model_id, "it is protected (require_approval)",
+                    "unprotect it first with update_model(..., require_approval=False)",
+                )  # fmt: skip
+            deployments = list(
+                session.execute(
+                    select(Deployment.deployment_id).where(Deployment.model_id == model_id)
+                ).scalars()
+            )
+            if deployments and not cascade:
                 raise InUseError(
                     "model",
                     model_id,
-                    f"it has {count} deployment(s)",
+                    f"it has {len(deployments)} deployment(s)",
                     "delete them first or pass cascade=True",
                 )
             used = flows_used_in_compositions(
@@ -209,6 +239,9 @@ class ModelOps(ServiceBase):
                     f"its flows {used} are steps of flows of flows",
                     "delete those compositions first",
                 )
+            row = session.get(Model, model_id)
+            before = {**row_values(row), "deployments": sorted(deployments)}
             session.execute(delete(Model).where(Model.model_id == model_id))
+            change.record("model.deleted", "model", model_id, model_id=model_id, before=before)
 
         self._write("delete_model", work)

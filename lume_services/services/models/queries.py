@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, TypeVar, Union
 
-from sqlalchemy import Connection, Select, Table, bindparam, insert, select, true, update
+from sqlalchemy import Connection, Select, Table, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, contains_eager
 
@@ -30,6 +30,7 @@ from lume_services.services.models.validation import (
     check_values,
     normalize_sha256,
 )
+from lume_services.services.models.writes import Change, claim_flow, flows_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,27 +148,13 @@ def make_page(rows: list[T], limit: int, key: Callable[[T], Any]) -> Page[T]:
     return Page(items=rows, next_after=None)
 
 
-_DEPLOYMENTS = Deployment.__table__
-DEMOTE_OTHERS = (
-    update(_DEPLOYMENTS)
-    .where(
-        _DEPLOYMENTS.c.model_id == bindparam("_model_id"),
-        _DEPLOYMENTS.c.is_live == true(),  # "= true", which an index on (model_id, is_live) can match
-        _DEPLOYMENTS.c.deployment_id != bindparam("_deployment_id"),
-    )
-    .values(is_live=False)
+_PROJECT = select(Project.__table__.c.project_name).where(
+    Project.__table__.c.project_name == bindparam("_project_name")
 )
 
 
-def make_live(session: Session, target: Deployment) -> None:
-    """Demote the model's live deployment(s), then promote ``target``."""
-    session.execute(DEMOTE_OTHERS, {"_model_id": target.model_id, "_deployment_id": target.deployment_id})
-    target.is_live = True
-    session.flush()
-
-
-def require_project(session: Session, project_name: str) -> None:
-    if session.get(Project, project_name) is None:
+def require_project(unit: Any, project_name: str) -> None:
+    if unit.execute(_PROJECT, {"_project_name": project_name}).first() is None:
         raise ProjectNotFoundError({"project_name": project_name})
 
 
@@ -234,35 +221,36 @@ def deployment_values(*, sha256: str, **fields: Any) -> dict[str, Any]:
     return values
 
 
-def upsert_deployment(session: Session, values: dict[str, Any], *, is_live: bool) -> Deployment:
-    """Insert a deployment, or find the identical one; the model must be locked.
+_DEPLOYMENTS, _FLOWS = Deployment.__table__, Flow.__table__
+_VERSION = select(_DEPLOYMENTS.c.deployment_id, _DEPLOYMENTS.c.sha256).where(
+    _DEPLOYMENTS.c.model_id == bindparam("_model_id"), _DEPLOYMENTS.c.version == bindparam("_version")
+)
+_FLOW = select(_FLOWS).where(_FLOWS.c.flow_id == bindparam("_flow_id"))
+
+
+def upsert_deployment(change: Change, values: Mapping[str, Any]) -> int:
+    """Insert a deployment (not live), or find the identical one; the model must be locked.
 
     The same version with another sha256 raises DeploymentConflictError.
+    Making it live is the caller's next step (``change.make_live``).
     """
-    existing = session.execute(
-        select(Deployment).where(
-            Deployment.model_id == values["model_id"], Deployment.version == values["version"]
-        )
-    ).scalar_one_or_none()
+    model_id, version = values["model_id"], values["version"]
+    existing = change.execute(_VERSION, {"_model_id": model_id, "_version": version}).first()
     if existing is not None:
         if existing.sha256 != values["sha256"]:
-            raise DeploymentConflictError(
-                values["model_id"], values["version"], existing.sha256, values["sha256"]
-            )
-        target = existing
-    else:
-        target = Deployment(**{**values, "is_live": False})
-        session.add(target)
-        session.flush()
-    if is_live and not target.is_live:
-        make_live(session, target)
-    return target
+            raise DeploymentConflictError(model_id, version, existing.sha256, values["sha256"])
+        return existing.deployment_id
+    row = {**values, "is_live": False, "deploy_date": change.now}
+    deployment_id = change.execute(insert(_DEPLOYMENTS), row).inserted_primary_key[0]
+    change.record("deployment.created", "deployment", deployment_id, model_id=model_id,
+                  after={**row, "deployment_id": deployment_id})  # fmt: skip
+    return deployment_id
 
 
-def insert_flow(session: Session, values: dict[str, Any]) -> str:
+def insert_flow(change: Change, values: dict[str, Any], *, model_id: int) -> str:
     """Insert a deployment's flow, or find the identical one; the model must be locked."""
     flow_id, deployment_id = values["flow_id"], values["deployment_id"]
-    by_id = session.get(Flow, flow_id)
+    by_id = change.execute(_FLOW, {"_flow_id": flow_id}).first()
     if by_id is not None:
         if (by_id.deployment_id, by_id.flow_name, by_id.project_name) == (
             deployment_id,
@@ -274,22 +262,10 @@ def insert_flow(session: Session, values: dict[str, Any]) -> str:
             flow_id,
             f"for deployment {by_id.deployment_id!r} as {by_id.flow_name!r} in project {by_id.project_name!r}",
         )
-    require_no_flow(session, deployment_id)
-    session.add(Flow(**values, composite=False))
-    session.flush()
+    claim_flow(flows_of(change, [deployment_id]), deployment_id, flow_id)
+    change.execute(insert(_FLOWS), {**values, "composite": False})
+    change.record("flow.created", "flow", flow_id, model_id=model_id, after=values)
     return flow_id
-
-
-def require_no_flow(session: Session, deployment_id: int) -> None:
-    """A deployment has one flow: refuse a second."""
-    other = session.execute(
-        select(Flow.flow_id).where(Flow.deployment_id == deployment_id)
-    ).scalar_one_or_none()
-    if other is not None:
-        raise FlowAlreadyExistsError(
-            other,
-            f"for deployment {deployment_id!r} (one flow per deployment); delete it before registering another",
-        )
 
 
 def steps_query(query: Mapping[str, Any]) -> Select[Any]:

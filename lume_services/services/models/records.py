@@ -26,6 +26,7 @@ class ModelRecord(Record):
     facility: str
     beampath: str
     description: str
+    require_approval: bool = False
 
 
 class DeploymentRecord(Record):
@@ -83,6 +84,71 @@ class ModelWithLive(Record):
 
     model: ModelRecord
     live_deployment: Optional[DeploymentRecord]
+
+
+class AuditEventRecord(Record):
+    """One change of the registry (append-only).
+
+    ``entity`` is the kind of row (``model``, ``deployment``, ``project``,
+    ``flow``, ``live_request``, ``import``) and ``entity_id`` its key as text;
+    ``before`` / ``after`` hold the changed fields (None for a creation /
+    deletion).
+    """
+
+    event_id: int
+    time: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    model_id: Optional[int]
+    before: Optional[dict[str, Any]]
+    after: Optional[dict[str, Any]]
+
+
+class LiveIntervalRecord(Record):
+    """A period during which a deployment was its model's live one (half-open).
+
+    ``live_until`` and ``ended_by`` are None while it is still live;
+    ``approved_by`` and ``request_id`` are set when an approved request made it
+    live. ``change_id`` is the live change that began it.
+    """
+
+    change_id: int
+    model_id: int
+    deployment_id: int
+    version: str
+    live_from: datetime
+    live_until: Optional[datetime]
+    set_by: str
+    ended_by: Optional[str]
+    reason: Optional[str]
+    approved_by: Optional[str]
+    request_id: Optional[int]
+
+
+class LiveRequestRecord(Record):
+    """A request to make a deployment live on a protected model (``state``: pending, approved, rejected)."""
+
+    request_id: int
+    model_id: int
+    deployment_id: int
+    expected_live: Optional[int]
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    state: str
+    decided_by: Optional[str]
+    decided_at: Optional[datetime]
+    decision_reason: Optional[str]
+
+
+class LiveAt(Record):
+    """Which deployment of a model was live at a time, and the interval that says so."""
+
+    model: ModelRecord
+    deployment: DeploymentRecord
+    interval: LiveIntervalRecord
 
 
 class Page(BaseModel, Generic[T]):

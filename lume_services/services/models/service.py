@@ -9,6 +9,11 @@ one row. Every public method is one unit of work (one transaction). Input is
 validated against the schema before any SQL runs, so SQLite, MariaDB and
 PostgreSQL behave alike. Frozen records, never ORM rows, are returned.
 
+Every write goes through one write path (:mod:`.writes`): it locks the
+owning model, applies the rules (one live deployment, approval on
+protected models, one flow per deployment) and writes the row changes with
+their audit event and live history in the same transaction.
+
 Concurrency: writes that touch a model's deployments first lock the model
 row (``SELECT ... FOR UPDATE``; on SQLite every write transaction is
 ``BEGIN IMMEDIATE``), so "at most one live deployment per model" and "one row
@@ -17,13 +22,20 @@ per (model, version)" hold under concurrent writers.
 
 from __future__ import annotations
 
+from lume_services.services.models.audit_ops import AuditOps
 from lume_services.services.models.bulk import BulkOps
 from lume_services.services.models.deployment_ops import DeploymentOps
 from lume_services.services.models.flow_ops import FlowOps
+from lume_services.services.models.live_ops import LiveOps
 from lume_services.services.models.model_ops import ModelOps
 
 __all__ = ["ModelDBService"]
 
 
-class ModelDBService(ModelOps, DeploymentOps, FlowOps, BulkOps):
-    """Store and query models, deployments, projects, flows and compositions."""
+class ModelDBService(ModelOps, DeploymentOps, LiveOps, FlowOps, BulkOps, AuditOps):
+    """Store and query models, deployments, projects, flows and compositions, and their history.
+
+    ``ModelDBService(model_db, actor="jgarrahan")`` records its changes as
+    that actor (default: ``<os user>@<hostname>``); ``with_actor(name)`` is
+    the same service acting for someone else (the REST server's principal).
+    """

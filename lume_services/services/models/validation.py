@@ -127,3 +127,53 @@ def check_page(limit: Any, max_limit: int = 1000) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
         raise ValidationError("limit", limit, f"must be an integer from 1 to {max_limit}")
     return limit
+
+
+ACTOR_MAX = 100  # schema.ACTOR_LENGTH
+
+
+def check_actor(actor: Any) -> str:
+    """Who acts: printable text of 1 to 100 characters (LUME_ACTOR, a token's name)."""
+    if not isinstance(actor, str):
+        raise ValidationError(
+            "actor", actor, f"expected text, got {type(actor).__name__}", "Nothing was done."
+        )
+    if not actor.strip():
+        raise ValidationError(
+            "actor", actor, "must not be empty (set LUME_ACTOR to who you are)", "Nothing was done."
+        )
+    if not actor.isprintable():
+        raise ValidationError(
+            "actor", actor, "must be printable text (no control characters)", "Nothing was done."
+        )
+    if len(actor) > ACTOR_MAX:
+        raise ValidationError(
+            "actor", actor, f"is {len(actor)} characters long; at most {ACTOR_MAX} fit", "Nothing was done."
+        )
+    return actor
+
+
+def check_reason(reason: Any, *, required: bool = False) -> Any:
+    """A reason given for a change: optional text of at most 2000 characters."""
+    if reason is None and not required:
+        return None
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        raise ValidationError("reason", reason, "a reason is required: say why")
+    _check_text("reason", reason, 2000)
+    return reason
+
+
+def check_time(field: str, value: Any) -> Any:
+    """An aware datetime (any zone) for a time filter; naive or other types are refused."""
+    from datetime import datetime
+
+    if not isinstance(value, datetime):
+        raise ValidationError(
+            field, value, f"expected a datetime, got {type(value).__name__}", "Nothing was read."
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            field, value, "has no time zone; pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)",
+            "Nothing was read.",
+        )  # fmt: skip
+    return value

@@ -1,4 +1,4 @@
-"""ORM schema of the model registry: the five tables of the spec.
+"""ORM schema of the model registry: the five tables of the spec, and their history.
 
 Table and column names follow the predecessor (and the spec) so that existing
 SQL and docker-compose init files keep working; lengths, keys and foreign-key
@@ -19,6 +19,13 @@ actions fix what the predecessor got wrong:
   aware UTC datetimes;
 * relationships raise instead of lazy-loading by accident.
 
+Three tables record who changed what and when (written only through
+``services/models/writes.py``): ``audit_event`` (append-only; it has no
+foreign keys, so a deleted model keeps its events), ``live_change`` (append-
+only: from each change's time on, its deployment is the model's live one,
+until the next change) and ``live_request`` (requests to change a protected
+model's live deployment, and their approval or rejection).
+
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
 """
@@ -30,6 +37,7 @@ from typing import Any, Optional
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -39,6 +47,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -65,6 +74,12 @@ SHA256_LENGTH = 64
 IMAGE_LENGTH = 512
 FLOW_ID_LENGTH = 255
 FLOW_NAME_LENGTH = 255
+ACTOR_LENGTH = 100  # who acted: LUME_ACTOR, a token's name
+ACTION_LENGTH = 64  # audit action, e.g. "deployment.live_changed"
+ENTITY_LENGTH = 32
+ENTITY_ID_LENGTH = 255  # the largest key (a flow id), as text
+REASON_LENGTH = 2000
+STATE_LENGTH = 16
 
 
 MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -124,6 +139,10 @@ class Model(Base):
     facility: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
     beampath: Mapped[str] = mapped_column(ident(NAME_LENGTH), nullable=False)
     description: Mapped[str] = mapped_column(ident(DESCRIPTION_LENGTH), nullable=False)
+    # A protected model changes its live deployment only through an approved live_request.
+    require_approval: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="model",
@@ -236,3 +255,90 @@ class FlowOfFlows(Base):
     mapped_parameters: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
 
     flow: Mapped[Flow] = relationship(foreign_keys=[flow_id], lazy="raise")
+
+
+# Event ids only grow; 64 bits where the dialect has them (SQLite's INTEGER is 64-bit already).
+EVENT_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class AuditEvent(Base):
+    """One change of the registry: who, when, what, and the changed fields before and after.
+
+    Append-only. ``entity_id`` is the changed row's key as text; ``model_id``
+    is set wherever the change belongs to a model (and kept after it is deleted).
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_model", "model_id", "event_id"),
+        Index("ix_audit_event_actor", "actor", "event_id"),
+        Index("ix_audit_event_action", "action", "event_id"),
+        Index("ix_audit_event_time", "time", "event_id"),
+        MYSQL_TABLE,
+    )
+
+    event_id: Mapped[int] = mapped_column(EVENT_ID, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    actor: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    action: Mapped[str] = mapped_column(ident(ACTION_LENGTH), nullable=False)
+    entity: Mapped[str] = mapped_column(ident(ENTITY_LENGTH), nullable=False)
+    entity_id: Mapped[str] = mapped_column(ident(ENTITY_ID_LENGTH), nullable=False)
+    model_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    before: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    after: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+
+
+class LiveChange(Base):
+    """From ``time`` on, ``deployment_id`` is its model's live deployment (NULL: none is).
+
+    Append-only: the live history of a model is its changes in time order,
+    each interval running from one change to the next (so intervals never
+    overlap and are never rewritten). The deployment id has no foreign key:
+    a deployment deleted while live is followed by a change to NULL, and its
+    interval stays, with the version it had.
+    """
+
+    __tablename__ = "live_change"
+    __table_args__ = (
+        Index("ix_live_change_model", "model_id", "time", "change_id"),
+        MYSQL_TABLE,
+    )
+
+    change_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("model.model_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    deployment_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    version: Mapped[Optional[str]] = mapped_column(ident(VERSION_LENGTH), nullable=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    actor: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    reason: Mapped[Optional[str]] = mapped_column(String(REASON_LENGTH), nullable=True)
+    approved_by: Mapped[Optional[str]] = mapped_column(ident(ACTOR_LENGTH), nullable=True)
+    request_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+
+
+class LiveRequest(Base):
+    """A request to make a deployment live on a protected model, and its decision."""
+
+    __tablename__ = "live_request"
+    __table_args__ = (
+        Index("ix_live_request_model", "model_id", "request_id"),
+        Index("ix_live_request_state", "state", "request_id"),
+        MYSQL_TABLE,
+    )
+
+    request_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("model.model_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployment.deployment_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    expected_live: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    requested_by: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    reason: Mapped[str] = mapped_column(String(REASON_LENGTH), nullable=False)
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH), nullable=False)
+    decided_by: Mapped[Optional[str]] = mapped_column(ident(ACTOR_LENGTH), nullable=True)
+    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    decision_reason: Mapped[Optional[str]] = mapped_column(String(REASON_LENGTH), nullable=True)
