@@ -39,6 +39,36 @@ def fresh_db(dialect, fresh_db_url):
     db.dispose()
 
 
+class TestChangeHistoryMigration:
+    def test_a_live_deployment_gets_an_open_interval_set_by_unknown(self, fresh_db):
+        migrations.upgrade(fresh_db, "0002")
+        with fresh_db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO model (model_id, created, author, laboratory, facility, beampath, description) "
+                "VALUES (1, '2026-11-01 10:00:00', 'a', 'slac', 'lcls', 'cu_hxr', 'm')"
+            ))  # fmt: skip
+            for i, live in ((1, False), (2, True)):
+                conn.execute(
+                    text(
+                        "INSERT INTO deployment (deployment_id, version, deploy_date, package_import_name, "
+                        "source, sha256, is_live, model_id) VALUES (:i, :v, :d, 'pkg', 's', :sha, :live, 1)"
+                    ),
+                    {"i": i, "v": f"0.{i}", "d": f"2026-11-0{i} 12:00:00", "sha": f"{i}" * 64, "live": live},
+                )
+        migrations.upgrade(fresh_db)
+        service = ModelDBService(fresh_db)
+        (interval,) = service.get_live_history(1)
+        assert (interval.deployment_id, interval.version, interval.set_by, interval.live_until) == (
+            2, "0.2", "unknown", None,
+        )  # fmt: skip
+        assert interval.live_from.isoformat() == "2026-11-02T12:00:00+00:00"
+        assert service.get_model(model_id=1).require_approval is False
+        assert service.set_live(1, expected_live=2).is_live
+        migrations.downgrade(fresh_db, "0002")  # in place: no table is copied, no row lost
+        with fresh_db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM deployment")).scalar_one() == 2
+
+
 class TestUpgrade:
     def test_head_matches_the_orm_exactly(self, fresh_db):
         migrations.upgrade(fresh_db)

@@ -26,7 +26,7 @@ from lume_services.errors import (
     ValidationError,
 )
 from lume_services.flows.spec import COMPOSITE_PACKAGE, ComposingFlow, FlowOfFlowsSpec
-from lume_services.models.registration import same_version, undo_unrecorded
+from lume_services.models.registration import refuse_unapproved_live, same_version, undo_unrecorded
 from lume_services.services.models.queries import deployment_values
 from lume_services.services.models.records import FlowRecord
 
@@ -108,8 +108,8 @@ def _deployment(
         model_id=model_id, version=version, sha256=digest, source=source or f"flow-of-flows:{spec.name}",
         package_import_name=COMPOSITE_PACKAGE, image=None, is_live=is_live, asset_dir=None,
     )  # fmt: skip
-    svc.get_model(model_id=model_id)  # ModelNotFoundError before anything is registered
-    same_version(svc, model_id, version, digest)
+    protected = svc.get_model(model_id=model_id).require_approval  # ModelNotFoundError before anything is registered
+    refuse_unapproved_live(model_id, protected, is_live, same_version(svc, model_id, version, digest))
     return deployment
 
 

@@ -8,10 +8,18 @@ explicitly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 from lume_services.errors import DeploymentNotFoundError, DeploymentNotRegisteredError
-from lume_services.services.models.records import DeploymentRecord, LoadedDeployment, ModelRecord
+from lume_services.services.models.records import (
+    UNSET,
+    DeploymentRecord,
+    LiveIntervalRecord,
+    LiveRequestRecord,
+    LoadedDeployment,
+    ModelRecord,
+)
 
 if TYPE_CHECKING:
     from lume_services.services.models.service import ModelDBService
@@ -219,12 +227,37 @@ class Model:
 
         return config.get_context().scheduling_service()
 
-    def set_live(self, deployment_id: int) -> DeploymentRecord:
-        """Make one of this model's deployments the live one."""
+    def set_live(
+        self, deployment_id: int, *, expected_live: Any = UNSET, reason: Optional[str] = None
+    ) -> DeploymentRecord:
+        """Make one of this model's deployments the live one.
+
+        ``expected_live`` (a deployment id, or None for "nothing live") makes
+        it a compare-and-swap (LiveDeploymentChangedError if the live one is
+        another); a protected model raises ApprovalRequiredError (use
+        :meth:`request_live`).
+        """
+        self._require_own(deployment_id)
+        return self.model_db_service.set_live(deployment_id, expected_live=expected_live, reason=reason)
+
+    def request_live(self, deployment_id: int, *, reason: str) -> LiveRequestRecord:
+        """Ask for one of this model's deployments to go live; another person approves it."""
+        self._require_own(deployment_id)
+        return self.model_db_service.request_live(deployment_id, reason=reason)
+
+    @property
+    def live_history(self) -> list[LiveIntervalRecord]:
+        """Which deployment was live when, who set it and who approved it, oldest first."""
+        return self.model_db_service.get_live_history(self.model_id)
+
+    def live_deployment_at(self, at: datetime) -> DeploymentRecord:
+        """The deployment that was live at ``at`` (an aware datetime)."""
+        return self.model_db_service.get_live_deployment(self.model_id, at=at)
+
+    def _require_own(self, deployment_id: int) -> None:
         try:
             owner = self.model_db_service.get_deployment(deployment_id=deployment_id).model_id
         except DeploymentNotFoundError:
             owner = None
         if owner != self.model_id:
             raise DeploymentNotRegisteredError(self.model_id, deployment_id)
-        return self.model_db_service.set_live(deployment_id)

@@ -22,7 +22,12 @@ from typing import Any, Optional
 from lume_services.environment.inspect import inspect_archive, valid_image
 from lume_services.environment.runner import describe_flow
 from lume_services.environment.sources import parse_source, without_credentials
-from lume_services.errors import DeploymentConflictError, LUMEServicesError, ValidationError
+from lume_services.errors import (
+    ApprovalRequiredError,
+    DeploymentConflictError,
+    LUMEServicesError,
+    ValidationError,
+)
 from lume_services.services.models.records import DeploymentRecord
 from lume_services.services.scheduling.service import FlowRegistration
 
@@ -76,6 +81,7 @@ def store_deployment(
     svc, settings = services.model_db, services.store.settings
     with step("check project", progress):
         project = svc.get_project(project_name=project_name)
+        protected = svc.get_model(model_id=model_id).require_approval
         if image is not None and not (isinstance(image, str) and valid_image(image)):
             raise ValidationError(
                 "image", image, "expected a container image reference like registry/name:tag"
@@ -90,6 +96,8 @@ def store_deployment(
     existing = _existing(svc, services.envs, model_id, info.version, artifact.sha256, is_live)
     if existing is not None:
         return existing
+    with step("check approval", progress):
+        refuse_unapproved_live(model_id, protected, is_live, same_version(svc, model_id, info.version, artifact.sha256))
     with step("install", progress):
         env = services.envs.ensure(artifact, [f"prefect=={installed_version('prefect')}"])
     with step("load flow", progress):
@@ -125,6 +133,14 @@ def _existing(
     if is_live and not deployment.is_live:
         return svc.set_live(deployment.deployment_id)
     return deployment
+
+
+def refuse_unapproved_live(
+    model_id: int, protected: bool, is_live: bool, stored: Optional[DeploymentRecord]
+) -> None:
+    """A new live version of a protected model needs approval: refuse before installing or registering."""
+    if protected and is_live and not (stored is not None and stored.is_live):
+        raise ApprovalRequiredError(model_id, None if stored is None else stored.deployment_id)
 
 
 def same_version(svc: Any, model_id: int, version: str, sha256: str) -> Optional[DeploymentRecord]:

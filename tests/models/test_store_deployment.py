@@ -8,6 +8,7 @@ from e2e_marks import on_every_dialect
 
 from lume_services import config
 from lume_services.errors import (
+    ApprovalRequiredError,
     DeploymentConflictError,
     FlowAlreadyExistsError,
     InstallError,
@@ -86,6 +87,27 @@ class TestStoreDeployment:
         second = model.store_deployment(artifacts["sdist"], project_name="test", is_live=False)
         assert (first.is_live, second.is_live) == (True, False)
         assert model.live_deployment.deployment_id == first.deployment_id
+
+
+class TestProtectedModels:
+    def test_a_live_store_needs_approval_and_is_refused_before_installing(self, registry, artifacts):
+        model = spec_setup(registry)
+        svc = registry.model_db_service()
+        first = model.store_deployment(artifacts["legacy"], project_name="test")
+        svc.update_model(model.model_id, require_approval=True)
+        envs = {e.name for e in registry.environment_manager().root.iterdir()}
+        with pytest.raises(ApprovalRequiredError, match="request_live") as info:
+            model.store_deployment(artifacts["sdist"], project_name="test")
+        assert info.value.step == "check approval"
+        assert {e.name for e in registry.environment_manager().root.iterdir()} == envs  # nothing installed
+        assert count_rows(registry) == (1, 1)
+        again = model.store_deployment(artifacts["legacy"], project_name="test")  # the live one: fine
+        assert again.deployment_id == first.deployment_id
+        candidate = model.store_deployment(artifacts["sdist"], project_name="test", is_live=False)
+        request = model.request_live(candidate.deployment_id, reason="newer physics")
+        svc.with_actor("approver").approve_live(request.request_id)
+        assert model.live_deployment.deployment_id == candidate.deployment_id
+        assert [i.approved_by for i in model.live_history] == [None, "approver"]
 
 
 class TestAllOrNothing:

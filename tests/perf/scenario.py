@@ -3,7 +3,8 @@
 The ``registry_of(dialect, n)`` fixture (conftest.py) builds, once per
 session, a migrated database holding a scenario where everything a read could touch has ``n`` related
 rows: the main model has ``n`` deployments (the last one live), each with a
-flow in one project; there are ``n`` models, each with a live deployment;
+flow in one project, and was made live in turn (``n`` live changes and
+audit events); there are ``n`` models, each with a live deployment;
 and one flow of flows has ``n`` steps. Rows are written with the bulk path
 (a few transactions), so the 500-row registries take about a second.
 """
@@ -67,7 +68,9 @@ def populate(service: ModelDBService, n: int) -> Scenario:
     service.store_project(project_name=PROJECT, description="query-count scenario")
     models = service.store_models(model_fields(author=AUTHOR) for _ in range(n))
     main = models[0]
-    deployments = service.store_deployments(deployment_fields(main, is_live=i == n - 1) for i in range(n))
+    deployments = service.store_deployments(deployment_fields(main) for i in range(n))
+    for deployment_id in deployments:  # the last one stays live
+        service.set_live(deployment_id, reason="scenario")
     service.store_deployments(deployment_fields(m, is_live=True) for m in models[1:])
     flows = [f"flow-{d}" for d in deployments]
     service.import_records(

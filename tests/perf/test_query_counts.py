@@ -11,6 +11,7 @@ before counting. No timing is measured here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -46,6 +47,23 @@ READS: dict[str, tuple[Read, Callable[[int], int], int]] = {
         1,
     ),
     "get_live_deployment": (lambda x: [x.service.get_live_deployment(x.model.model_id)], lambda n: 1, 1),
+    "get_live_deployment at": (
+        lambda x: [x.service.get_live_deployment(x.model.model_id, at=datetime.now(UTC))],
+        lambda n: 1,
+        1,
+    ),
+    "get_live_history": (lambda x: x.service.get_live_history(x.model.model_id), lambda n: n, 1),
+    "get_live_deployments of a beampath": (
+        lambda x: x.service.get_live_deployments(facility="lcls", beampath="cu_hxr", at=datetime.now(UTC)),
+        lambda n: n,
+        1,
+    ),
+    "list_audit_events of a model": (
+        lambda x: x.service.list_audit_events(model_id=x.model.model_id, limit=100).items,
+        lambda n: min(n, 100),
+        1,
+    ),
+    "list_audit_events": (lambda x: x.service.list_audit_events(limit=5).items, lambda n: 5, 1),
     "list_deployments": (
         lambda x: x.service.list_deployments(model_id=x.model.model_id, limit=100).items,
         lambda n: min(n, 100),

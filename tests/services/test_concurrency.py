@@ -1,4 +1,4 @@
-"""Concurrent writers in real processes: no duplicates, one live deployment.
+"""Concurrent writers in real processes: no duplicates, one live deployment, one compare-and-swap winner.
 
 Sixteen forked processes hit the same model at the same moment (a barrier
 releases them together) on each dialect.
@@ -13,6 +13,7 @@ import pytest
 from factories import make_model, sha
 from sqlalchemy import func, select
 
+from lume_services.errors import LiveDeploymentChangedError
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
 from lume_services.services.models.db.schema import Deployment, Model
 from lume_services.services.models.service import ModelDBService
@@ -101,3 +102,62 @@ class TestConcurrentWriters:
         outcomes = sorted(r[0] if r[0] == "ok" else r[1] for r in results)
         assert outcomes == ["DeploymentConflictError"] * (WRITERS - 1) + ["ok"], results
         assert len(rows(model_db, Deployment.model_id == model_id)) == 1
+
+
+ROUNDS = 3
+
+
+def _cas_racer(url, barrier, queue, deployment_id, model_id):
+    """Each round: read the live deployment, wait for all, then compare-and-swap to our own."""
+    try:
+        service = ModelDBService(ModelDB(ModelDBConfig(url=url)), actor=f"racer-{deployment_id}")
+        outcomes = []
+        for _ in range(ROUNDS):
+            seen = service.get_live_deployment(model_id).deployment_id
+            barrier.wait(timeout=60)
+            try:
+                service.set_live(deployment_id, expected_live=seen, reason="race")
+                outcomes.append("ok")
+            except LiveDeploymentChangedError as exc:
+                assert exc.expected == seen and exc.actual != seen
+                outcomes.append("changed")
+            barrier.wait(timeout=60)
+        queue.put(("ok", outcomes))
+    except Exception as exc:
+        queue.put(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+
+
+class TestCompareAndSwapRace:
+    def test_one_winner_per_round_and_a_history_without_overlap(self, service, model_db):
+        model_id = make_model(service)
+        first = service.store_deployment(
+            model_id=model_id, version="0", source="s", sha256=sha("0"), package_import_name="pkg", is_live=True
+        )
+        own = [
+            service.store_deployment(
+                model_id=model_id, version=f"1.{w}", source="s", sha256=sha(f"1.{w}"), package_import_name="pkg"
+            )
+            for w in range(WRITERS)
+        ]
+        ctx = mp.get_context("fork")
+        barrier, queue = ctx.Barrier(WRITERS), ctx.Queue()
+        url = model_db.url.render_as_string(hide_password=False)
+        procs = [ctx.Process(target=_cas_racer, args=(url, barrier, queue, d, model_id)) for d in own]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=240) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert [r for r in results if r[0] != "ok"] == []
+        for round_ in range(ROUNDS):
+            outcomes = sorted(r[1][round_] for r in results)
+            assert outcomes == ["changed"] * (WRITERS - 1) + ["ok"], (round_, outcomes)
+        history = service.get_live_history(model_id)
+        assert len(history) == ROUNDS + 1 and history[0].deployment_id == first
+        for earlier, later in zip(history, history[1:]):
+            assert earlier.live_until == later.live_from and earlier.live_from <= earlier.live_until
+            assert earlier.ended_by == later.set_by
+        assert history[-1].live_until is None
+        wins = service.list_audit_events(model_id=model_id, action="deployment.live_changed", limit=100).items
+        assert len(wins) == ROUNDS + 1
+        assert sum(live for _, live in rows(model_db, Deployment.model_id == model_id)) == 1

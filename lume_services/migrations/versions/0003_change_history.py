@@ -55,8 +55,9 @@ def _model_fk(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("model") as batch:
-        batch.add_column(sa.Column("require_approval", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN: batch mode would copy the model table on SQLite, and dropping the
+    # old copy would cascade to every deployment (foreign keys are on).
+    op.add_column("model", sa.Column("require_approval", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "audit_event",
         sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
@@ -140,5 +141,5 @@ def downgrade() -> None:
     op.drop_table("live_request")
     op.drop_table("live_change")
     op.drop_table("audit_event")
-    with op.batch_alter_table("model") as batch:
-        batch.drop_column("require_approval")
+    # DROP COLUMN in place (SQLite >= 3.35), never by copying the table (see upgrade).
+    op.execute("ALTER TABLE model DROP COLUMN require_approval")

@@ -88,7 +88,7 @@ def _live_at_statement() -> Any:
                 DEPLOYMENTS.c.version == c.c.version,  # an id SQLite reused is another deployment
             ),
         )
-        .outerjoin(nxt, nxt.c.change_id == following)
+        .outerjoin(nxt, and_(nxt.c.model_id == c.c.model_id, nxt.c.change_id == following))
         .order_by(MODELS.c.model_id)
     )
 
@@ -133,7 +133,10 @@ def _interval(
 def _expected(value: Any) -> Any:
     if value is UNSET or value is None:
         return value
-    return check_value(Deployment, "deployment_id", value, as_filter=True)
+    try:
+        return check_value(Deployment, "deployment_id", value, as_filter=True)
+    except ValidationError as exc:
+        raise ValidationError("expected_live", value, f"{exc.problem} (a deployment id, or None)") from None
 
 
 class LiveOps(ServiceBase):

@@ -14,6 +14,14 @@ from pydantic import BaseModel, ConfigDict
 T = TypeVar("T")
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # "not given", where None is a meaningful value (expected_live=None: nothing live)
+
+
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 

@@ -45,18 +45,11 @@ from lume_services.services.models.db.schema import (
     Model,
     utcnow,
 )
+from lume_services.services.models.records import UNSET  # noqa: F401 - re-exported
 
 Unit = Union[Session, Connection]
 MODELS, DEPLOYMENTS, FLOWS = Model.__table__, Deployment.__table__, Flow.__table__
 EVENTS, CHANGES = AuditEvent.__table__, LiveChange.__table__
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()  # "not given", where None is a meaningful value
 
 
 class LockedModel(NamedTuple):
