@@ -5,8 +5,9 @@ SQLite directory (one file each) and a throwaway MariaDB (tests/dbservers.py;
 one database each), each system with its own default settings. MLflow is
 used at its store level (``SqlAlchemyStore``, no HTTP server), where its
 registry is fastest. The floor is plain SQLAlchemy Core
-(a prepared ``insert()`` / primary-key ``select()``, no ORM, no validation,
-no explicit locking) on lume-services' own tables in the same database.
+(a prepared ``insert()`` of the row and of its audit event / a primary-key
+``select()``, no ORM, no validation, no explicit locking) on lume-services'
+own tables in the same database.
 
 Operations (lume-services / MLflow):
   create model            store_model / create_registered_model with the five fields as tags
@@ -19,6 +20,9 @@ Operations (lume-services / MLflow):
   5000 deployments        latest: get_latest_deployment / get_registered_model (its latest versions);
                           list all: get_deployments / search_model_versions; a page of 100 of them
   8 concurrent writers    processes adding deployments (versions) to one model: throughput, errors
+  history                 get_live_deployment(at=T) and a page of 100 audit events (all, and one
+                          model's), at 1,000 and at --scale live changes and events (no MLflow
+                          equivalent: it keeps no history of aliases and no audit log)
 Large registries are built with the bulk path (ours) and with Core inserts into
 MLflow's own tables (theirs), so that building them does not dominate the run.
 
@@ -45,6 +49,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional
 
@@ -54,7 +59,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # dbservers: the throwaway MariaDB of t
 from sqlalchemy import bindparam, create_engine, event, insert, select  # noqa: E402
 
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig  # noqa: E402
-from lume_services.services.models.db.schema import Deployment, Model  # noqa: E402
+from lume_services.services.models.db.schema import AuditEvent, Deployment, LiveChange, Model  # noqa: E402
 from lume_services.services.models.service import ModelDBService  # noqa: E402
 
 SHA = "ab" * 32
@@ -179,15 +184,26 @@ class Floor:
 
         self.model_insert = insert(Model.__table__)
         self.deployment_insert = insert(Deployment.__table__)
+        self.event_insert = insert(AuditEvent.__table__)
         self.model_by_id = select(Model.__table__).where(Model.__table__.c.model_id == bindparam("model_id"))
+
+    def _event(self, conn: Any, action: str, key: Any, values: dict[str, Any]) -> None:
+        after = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()}
+        conn.execute(
+            self.event_insert,
+            dict(time=_now(), actor="bench", action=action, entity=action.split(".")[0], entity_id=str(key),
+                 model_id=values.get("model_id", key), before=None, after=after),
+        )  # fmt: skip
 
     def insert_model(self, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self.model_insert, values)
+            key = conn.execute(self.model_insert, values).inserted_primary_key[0]
+            self._event(conn, "model.created", key, values)
 
     def insert_deployment(self, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self.deployment_insert, values)
+            key = conn.execute(self.deployment_insert, values).inserted_primary_key[0]
+            self._event(conn, "deployment.created", key, values)
 
     def get_model(self, model_id: int) -> Any:
         with self.engine.connect() as conn:
@@ -411,6 +427,8 @@ def run_dialect(dialect: str, settings: Settings, work: Path, log: Callable[[str
             ):
                 analyze(engine)
         results += pages(dialect, settings, sizes)
+        results += history_reads(dialect, settings, sizes)
+        log(f"{dialect}: history reads done")
         big_service.model_db.dispose()
         big_store.engine.dispose()
         log(f"{dialect}: pages done")
@@ -465,6 +483,54 @@ def pages(
         )
         for size in sizes
         for which in ("first", "middle")
+    ]
+
+
+def fill_history(service: ModelDBService, model_id: int, count: int) -> datetime:
+    """``count`` live changes of one model and ``count`` audit events (Core inserts); returns a time in the middle."""
+    deployments = [d.deployment_id for d in service.get_deployments(model_id=model_id)]
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    with service.model_db.engine.begin() as conn:
+        for first in range(0, count, 5000):
+            block = range(first, min(first + 5000, count))
+            conn.execute(
+                insert(LiveChange.__table__),
+                [dict(model_id=model_id, deployment_id=deployments[i % 2], version=("1.0.0", "1.1.0")[i % 2],
+                      time=start + timedelta(seconds=i), actor="bench") for i in block],
+            )  # fmt: skip
+            conn.execute(
+                insert(AuditEvent.__table__),
+                [dict(time=start + timedelta(seconds=i), actor=f"actor {i % 50}", action="deployment.live_changed",
+                      entity="deployment", entity_id=str(deployments[i % 2]), model_id=model_id if i % 2 else i,
+                      before={"live_deployment_id": deployments[(i + 1) % 2]},
+                      after={"live_deployment_id": deployments[i % 2]}) for i in block],
+            )  # fmt: skip
+    return start + timedelta(seconds=count // 2, milliseconds=500)
+
+
+def history_reads(
+    dialect: str, settings: Settings, sizes: dict[int, tuple[Any, Any, list[int], list[str]]]
+) -> list[Result]:
+    """Live at a past time and pages of audit events, at 1,000 and at ``scale`` changes and events."""
+    calls = {}
+    for size, (service, _store, ids, _names) in sizes.items():
+        at = fill_history(service, ids[0], size)
+        middle = service.list_audit_events(limit=1, since=at).items[0].event_id
+        calls[f"live at {size}"] = lambda s=service, m=ids[0], t=at: s.get_live_deployment(m, at=t)
+        calls[f"events {size}"] = lambda s=service, a=middle: s.list_audit_events(limit=100, after=a)
+        calls[f"model events {size}"] = lambda s=service, m=ids[0], a=middle: s.list_audit_events(
+            model_id=m, limit=100, after=a
+        )
+    times = medians(calls, settings.reads * 5, rounds=10, budget=4.0)
+    names = {
+        "live at": "get_live_deployment(at=T)",
+        "events": "page of 100 audit events",
+        "model events": "page of 100 audit events of one model",
+    }
+    return [
+        Result(dialect, f"{label}, {size:,} changes/events", "(none)", ours=times[f"{key} {size}"])
+        for key, label in names.items()
+        for size in sizes
     ]
 
 
@@ -602,8 +668,6 @@ def many_deployments(dialect: str, settings: Settings, service: ModelDBService, 
 
 
 def _now() -> Any:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC)
 
 
@@ -692,6 +756,15 @@ def ratio_lines(results: list[Result], settings: Settings) -> list[str]:
             if m["rate"]:
                 lines.append(f"{d} {r.operation}: {o['rate'] / m['rate']:.1f}x MLflow's throughput")
     for d in sorted({r.dialect for r in results}):
+        for label in ("get_live_deployment(at=T)", "page of 100 audit events", "page of 100 audit events of one model"):
+            small = by.get((d, f"{label}, {settings.base:,} changes/events"))
+            large = by.get((d, f"{label}, {settings.scale:,} changes/events"))
+            if small and large:
+                x = large.ours / small.ours
+                lines.append(
+                    f"{d} {label}: {fmt(small.ours)} at {settings.base:,}, {fmt(large.ours)} at "
+                    f"{settings.scale:,} changes/events: {x:.2f}x (goal flat, <= 1.5x: {verdict(x <= 1.5)})"
+                )
         for which in ("first", "middle"):
             small = by.get((d, f"{which} page of 100 models with live, {settings.base:,} models"))
             large = by.get((d, f"{which} page of 100 models with live, {settings.scale:,} models"))

@@ -8,7 +8,9 @@ ephemeral server), and prints the registry through the `lume-services` CLI.
 Then it runs the deployment and prints its result, and composes a two-step
 flow of flows (the second step's input fed from the first step's `evaluate`
 task), stores it as version 1.0 of a pipeline model, loads it with
-`Model(deployment_id=...)` and runs it. Safe to re-run: the same artifact
+`Model(deployment_id=...)` and runs it. Last it shows the change history:
+which deployment of the beampath is live since when and by whom, the audit
+trail and a refused compare-and-swap. Safe to re-run: the same artifact
 returns the existing deployment and the same composition the existing one.
 
     make demo            # LUME_HOME=.lume-home python examples/demo.py
@@ -33,6 +35,27 @@ BEAMLINE = dict(author="Jackie Garrahan", laboratory="slac", facility="lcls", be
 def progress(step: str, done: int | None, total: int | None) -> None:
     if done is None:
         print(f"  -> {step}", file=sys.stderr, flush=True)
+
+
+def show_history(model: Model, live: int) -> None:
+    """Who made what live, and when; a compare-and-swap that expects a stale live deployment is refused."""
+    from lume_services.errors import LiveDeploymentChangedError
+
+    svc = model.model_db_service
+    print(f"Change history (actor {svc.actor!r}, from LUME_ACTOR or <user>@<host>):")
+    model.set_live(live, expected_live=live, reason="demo: confirm the live version")
+    try:
+        model.set_live(live, expected_live=None)  # stale on purpose: something is live
+    except LiveDeploymentChangedError as exc:
+        print(f"  refused as expected: {exc}")
+    for args in (
+        ["live", "--facility", BEAMLINE["facility"], "--beampath", BEAMLINE["beampath"]],
+        ["deployments", "history", str(model.model_id)],
+        ["audit", "--model-id", str(model.model_id), "--limit", "5"],
+    ):
+        print(f"$ lume-services {' '.join(args)}")
+        cli.main(args, prog_name="lume-services", standalone_mode=False)
+        print()
 
 
 def main() -> None:
@@ -71,6 +94,7 @@ def main() -> None:
     )
     out = stored.run_and_return({"my-model": inputs}, timeout=900)
     print(f"  result: {out['result']}\n")
+    show_history(model, record.deployment_id)
     print(f"Done in {time.monotonic() - started:.1f} s.")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 import click
+from click.core import ParameterSource
 
 from lume_services.cli.output import (
     ID,
@@ -38,7 +39,7 @@ DEPLOYMENT_COLUMNS: list[Column] = [
 
 @click.group()
 def deployments() -> None:
-    """List and show deployments, and choose the live one."""
+    """List and show deployments, choose the live one (or request it) and see its history."""
 
 
 @deployments.command("list")
@@ -106,20 +107,73 @@ def _live_of(service: ModelDBService, model_id: int) -> Optional[DeploymentRecor
     return found[0] if found else None
 
 
+class ExpectedLive(click.ParamType):
+    """A deployment id (a positive int) or the word ``none`` ("nothing is live"), which becomes None."""
+
+    name = "ID|none"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        text = str(value).strip()
+        if text.lower() == "none":
+            return None
+        try:
+            return ID.convert(text, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is neither a deployment id (a positive integer) nor 'none'.", param, ctx)
+
+
+expect_live_option = click.option(
+    "--expect-live",
+    type=ExpectedLive(),
+    default=None,
+    metavar="ID|none",
+    help="Change it only if this deployment (or, with 'none', no deployment) is live now; "
+    "otherwise nothing changes and the command fails.",
+)
+
+
+def expectation(ctx: click.Context, expect_live: Optional[int]) -> dict[str, Any]:
+    """``{"expected_live": ...}`` when --expect-live was given, else {} (the service's UNSET)."""
+    source = ctx.get_parameter_source("expect_live")
+    given = source is not None and source is not ParameterSource.DEFAULT
+    return {"expected_live": expect_live} if given else {}
+
+
+def describe(d: DeploymentRecord) -> str:
+    return f"deployment {d.deployment_id} (model {d.model_id}, version {d.version!r})"
+
+
 @deployments.command("set-live")
 @click.argument("deployment_id", type=ID)
+@expect_live_option
+@click.option("--reason", default=None, help="Why; recorded in the live history and audit trail.")
 @json_option
+@click.pass_context
 @handle_errors
-def set_live(deployment_id: int, as_json: bool) -> None:
-    """Make a deployment its model's live one, demoting the previous one."""
+def set_live(
+    ctx: click.Context, deployment_id: int, expect_live: Optional[int], reason: Optional[str], as_json: bool
+) -> None:
+    """Make a deployment its model's live one, demoting the previous one.
+
+    With --expect-live this is a compare-and-swap: if someone else changed
+    the live deployment meanwhile, nothing changes and the command exits 1.
+    A protected model's live deployment changes only through an approved
+    request (`deployments request-live`).
+    """
     service = get_service()
-    target = service.get_deployment(deployment_id=deployment_id)
-    previous = _live_of(service, target.model_id)
-    live = service.set_live(deployment_id)
-    was_live = previous is not None and previous.deployment_id == deployment_id
+    expected = expectation(ctx, expect_live)
+    if expected:  # the swap succeeds only if the expected one was live
+        previous_id = expected["expected_live"]
+    else:  # read before the change: good enough to say what was demoted
+        previous = _live_of(service, service.get_deployment(deployment_id=deployment_id).model_id)
+        previous_id = previous.deployment_id if previous is not None else None
+    live = service.set_live(deployment_id, reason=reason, **expected)
+    was_live = previous_id == deployment_id
     demoted = None
-    if previous is not None and not was_live:
-        demoted = service.get_deployment(deployment_id=previous.deployment_id)
+    if previous_id is not None and not was_live:
+        demoted = service.get_deployment(deployment_id=previous_id)
     if as_json:
         print_json({"live": dump(live), "demoted": dump(demoted)})
         return
@@ -136,6 +190,65 @@ def _set_live_message(live: DeploymentRecord, demoted: Optional[DeploymentRecord
         f"{head} is now live; deployment {demoted.deployment_id} "
         f"(version {demoted.version!r}) is no longer live."
     )
+
+
+@deployments.command("request-live")
+@click.argument("deployment_id", type=ID)
+@click.option("--reason", required=True, help="Why it should go live (shown to whoever approves it).")
+@expect_live_option
+@json_option
+@click.pass_context
+@handle_errors
+def request_live(
+    ctx: click.Context, deployment_id: int, reason: str, expect_live: Optional[int], as_json: bool
+) -> None:
+    """Ask for a deployment to become live; another person approves it with `requests approve`.
+
+    This is how the live deployment of a protected model changes. The request
+    replaces the deployment live now (checked against --expect-live if given);
+    if that changes before the approval, approving it fails.
+    """
+    service = get_service()
+    request = service.request_live(deployment_id, reason=reason, **expectation(ctx, expect_live))
+    if as_json:
+        print_json(dump(request))
+        return
+    target = service.get_deployment(deployment_id=request.deployment_id)
+    if request.expected_live is None:
+        replaces = "no deployment of the model is live now"
+    else:
+        replaced = service.get_deployment(deployment_id=request.expected_live)
+        replaces = f"it replaces deployment {replaced.deployment_id} (version {replaced.version!r})"
+    click.echo(
+        f"Live request {request.request_id} is pending. Approving it makes {describe(target)} live; "
+        f"{replaces}. Another person approves it with "
+        f"`lume-services requests approve {request.request_id}`."
+    )
+
+
+HISTORY_COLUMNS: list[Column] = [
+    ("Deployment", lambda i: i.deployment_id),
+    ("Version", lambda i: i.version),
+    ("Live from (UTC)", lambda i: i.live_from),
+    ("Live until (UTC)", lambda i: "now" if i.live_until is None else i.live_until),
+    ("Set by", lambda i: i.set_by),
+    ("Approved by", lambda i: i.approved_by),
+    ("Ended by", lambda i: i.ended_by),
+    ("Reason", lambda i: i.reason),
+]
+
+
+@deployments.command("history")
+@click.argument("model_id", type=ID)
+@json_option
+@handle_errors
+def history(model_id: int, as_json: bool) -> None:
+    """Show which deployment of a model was live when, and who changed it, oldest first."""
+    intervals = get_service().get_live_history(model_id)
+    if as_json:
+        print_json([dump(i) for i in intervals])
+        return
+    print_table(intervals, HISTORY_COLUMNS, empty=f"No deployment of model {model_id} has been live yet.")
 
 
 @deployments.command("create")

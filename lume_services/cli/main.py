@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lume_services import __version__
-from lume_services.cli import db, deployments, flows, models, projects, transfer, worker
+from lume_services.cli import db, deployments, flows, history, models, projects, transfer, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +23,9 @@ cli.add_command(db.db)
 cli.add_command(models.models)
 cli.add_command(projects.projects)
 cli.add_command(deployments.deployments)
+cli.add_command(history.requests)
+cli.add_command(history.live)
+cli.add_command(history.audit)
 cli.add_command(transfer.import_registry)
 cli.add_command(transfer.export_registry)
 cli.add_command(worker.worker)

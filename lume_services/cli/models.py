@@ -91,6 +91,9 @@ def show_model(model_id: int, as_json: bool) -> None:
         print_json({"model": dump(model.metadata), "deployments": [dump(d) for d in deployments]})
         return
     print_fields(model_fields(model.metadata))
+    # Its own block: the label is wider than the others, whose alignment scripts may rely on.
+    click.echo()
+    print_fields([("Requires approval", model.metadata.require_approval)])
     click.echo("\nDeployments (oldest first):")
     print_table(deployments, DEPLOYMENT_COLUMNS, empty="No deployments yet.")
 
@@ -113,3 +116,36 @@ def create_model(as_json: bool, **fields: str) -> None:
         return
     click.echo(f"Model {model.model_id} is registered.")
     print_fields(model_fields(model.metadata))
+
+
+@models.command("protect")
+@click.argument("model_id", type=ID)
+@json_option
+@handle_errors
+def protect(model_id: int, as_json: bool) -> None:
+    """Require an approved request to change a model's live deployment (two people decide)."""
+    record = get_service().update_model(model_id, require_approval=True)
+    if as_json:
+        print_json(dump(record))
+        return
+    click.echo(
+        f"Model {record.model_id} is protected: its live deployment changes only when another person "
+        "approves a request (`lume-services deployments request-live ID --reason TEXT`, "
+        "then `lume-services requests approve REQUEST_ID`)."
+    )
+
+
+@models.command("unprotect")
+@click.argument("model_id", type=ID)
+@json_option
+@handle_errors
+def unprotect(model_id: int, as_json: bool) -> None:
+    """Let `deployments set-live` change a model's live deployment again without approval."""
+    record = get_service().update_model(model_id, require_approval=False)
+    if as_json:
+        print_json(dump(record))
+        return
+    click.echo(
+        f"Model {record.model_id} is not protected: `lume-services deployments set-live ID` "
+        "changes its live deployment without approval."
+    )

@@ -261,6 +261,27 @@ class TestLiveHistory:
         assert service.get_live_deployments(facility="lcls", beampath="cu_hxr", laboratory="desy") == []
 
 
+class TestSeveralModels:
+    """Each model's live pointer is its own (regression: the state read once saw another model's)."""
+
+    def test_the_live_deployment_of_another_model_is_not_ours(self, service):
+        first = make_model(service)
+        make_deployment(service, first, is_live=True)
+        model_id = make_model(service)
+        live = make_deployment(service, model_id, is_live=True)
+        other = make_deployment(service, model_id)
+        assert service.set_live(other, expected_live=live).is_live
+        assert events(service, action="deployment.live_changed")[-1].before == {"live_deployment_id": live}
+        assert service.request_live(live, reason="back").expected_live == other
+        service.set_live(other)  # live already: no new interval
+        assert [i.deployment_id for i in service.get_live_history(model_id)] == [live, other]
+        service.update_deployment(other, is_live=False)
+        assert service.get_live_history(model_id)[-1].live_until is not None
+        with pytest.raises(DeploymentNotFoundError):
+            service.get_live_deployment(model_id)
+        assert service.get_live_deployment(first).model_id == first
+
+
 class TestCompareAndSwap:
     def test_expected_live_matches(self, service):
         model_id = make_model(service)
@@ -343,6 +364,7 @@ class TestApproval:
         interval = bob.get_live_history(model_id)[-1]
         assert (interval.set_by, interval.approved_by, interval.request_id) == ("alice", "bob", request.request_id)
         assert interval.reason == "better emittance fit"
+        assert bob.get_live_history(model_id)[-2].ended_by == "bob"  # the approval ended it
         assert actions(bob, model_id=model_id)[-3:] == [
             "live_request.created", "deployment.live_changed", "live_request.approved",
         ]  # fmt: skip

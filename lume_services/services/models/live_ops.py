@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 
 from lume_services.errors import (
     DeploymentNotFoundError,
@@ -66,10 +66,7 @@ def _live_at_statement() -> Any:
     )
     following = (
         select(n.c.change_id)
-        .where(
-            n.c.model_id == c.c.model_id,
-            or_(n.c.time > c.c.time, and_(n.c.time == c.c.time, n.c.change_id > c.c.change_id)),
-        )
+        .where(n.c.model_id == c.c.model_id, n.c.time > c.c.time)  # a model's change times only grow
         .order_by(n.c.time, n.c.change_id)
         .limit(1)
         .correlate(c)
@@ -77,7 +74,7 @@ def _live_at_statement() -> Any:
     )
     nxt = CHANGES.alias("nxt")
     return (
-        select(MODELS, DEPLOYMENTS, c, nxt.c.time, nxt.c.actor)
+        select(MODELS, DEPLOYMENTS, c, nxt.c.time, func.coalesce(nxt.c.approved_by, nxt.c.actor))
         .select_from(MODELS)
         .join(c, and_(c.c.model_id == MODELS.c.model_id, c.c.change_id == latest))
         .join(
@@ -128,6 +125,11 @@ def _interval(
         ended_by=ended_by, reason=change["reason"], approved_by=change["approved_by"],
         request_id=change["request_id"],
     )  # fmt: skip
+
+
+def _applied_by(change: Any) -> str:
+    """Who applied a live change: its approver, when an approved request made it."""
+    return change["approved_by"] or change["actor"]
 
 
 def _expected(value: Any) -> Any:
@@ -348,7 +350,8 @@ class LiveOps(ServiceBase):
         """Every interval during which a deployment was the model's live one, oldest first.
 
         ``live_until`` is None for the interval still open; the ones that
-        ended record who ended them (``ended_by``).
+        ended record who ended them (``ended_by``: who applied the next
+        change, the approver when an approved request made it).
         """
         check_value(Model, "model_id", model_id, as_filter=True)
         rows = self._read(
@@ -363,7 +366,7 @@ class LiveOps(ServiceBase):
             if row["deployment_id"] is None:
                 continue
             nxt = rows[i + 1] if i + 1 < len(rows) else None
-            intervals.append(_interval(dict(row), nxt and nxt["time"], nxt and nxt["actor"]))
+            intervals.append(_interval(dict(row), nxt and nxt["time"], nxt and _applied_by(nxt)))
         return intervals
 
     def _require_model(self, model_id: int) -> None:

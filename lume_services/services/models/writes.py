@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Optional, Union
 
 from sqlalchemy import Connection, bindparam, case, false, func, insert, select, true, update
@@ -48,6 +48,7 @@ from lume_services.services.models.db.schema import (
 from lume_services.services.models.records import UNSET  # noqa: F401 - re-exported
 
 Unit = Union[Session, Connection]
+ONE_TICK = timedelta(microseconds=1)  # the resolution of stored times
 MODELS, DEPLOYMENTS, FLOWS = Model.__table__, Deployment.__table__, Flow.__table__
 EVENTS, CHANGES = AuditEvent.__table__, LiveChange.__table__
 
@@ -98,10 +99,12 @@ _MODEL_ID = bindparam("_model_id")
 
 
 def _live_now(model_id: Any) -> Any:
+    # An alias, so that the subquery is correlated to the outer row even when that is a deployment.
     # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
+    live = DEPLOYMENTS.alias("live")
     return (
-        select(DEPLOYMENTS.c.deployment_id)
-        .where(DEPLOYMENTS.c.model_id == model_id, DEPLOYMENTS.c.is_live == true())
+        select(live.c.deployment_id)
+        .where(live.c.model_id == model_id, live.c.is_live == true())
         .limit(1)
         .scalar_subquery()
     )
@@ -204,8 +207,10 @@ class Change:
 
         With ``gate``, a change on a protected model without ``approved_by``
         raises ApprovalRequiredError. Each change is a live-change row (its
-        time never before the model's previous change, so intervals cannot
-        overlap even across clocks) and a ``deployment.live_changed`` event.
+        time at least a microsecond after the model's previous change, so a
+        model's change times strictly increase and intervals cannot overlap,
+        even across hosts whose clocks differ) and a ``deployment.live_changed``
+        event.
         """
         moves = [m for m in moves if m.target != m.previous]
         for move in moves:
@@ -219,8 +224,8 @@ class Change:
         )
         for move in moves:
             at = utcnow()
-            if move.last_change is not None and move.last_change > at:
-                at = move.last_change
+            if move.last_change is not None and move.last_change + ONE_TICK > at:
+                at = move.last_change + ONE_TICK  # strictly after the model's previous change
             actor = move.set_by or self.actor
             self._changes.append(
                 dict(model_id=move.model_id, deployment_id=move.target, version=move.version, time=at,
