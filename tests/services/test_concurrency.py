@@ -107,12 +107,15 @@ class TestConcurrentWriters:
 ROUNDS = 3
 
 
-def _cas_racer(url, barrier, queue, deployment_id, model_id):
-    """Each round: read the live deployment, wait for all, then compare-and-swap to our own."""
+def _cas_racer(url, barrier, queue, deployment_ids, model_id):
+    """Each round: read the live deployment, wait for all, then compare-and-swap to a new one of ours.
+
+    (A deployment of ours per round: swapping to the one already live would be a no-op success.)
+    """
     try:
-        service = ModelDBService(ModelDB(ModelDBConfig(url=url)), actor=f"racer-{deployment_id}")
+        service = ModelDBService(ModelDB(ModelDBConfig(url=url)), actor=f"racer-{deployment_ids[0]}")
         outcomes = []
-        for _ in range(ROUNDS):
+        for deployment_id in deployment_ids:
             seen = service.get_live_deployment(model_id).deployment_id
             barrier.wait(timeout=60)
             try:
@@ -134,9 +137,13 @@ class TestCompareAndSwapRace:
             model_id=model_id, version="0", source="s", sha256=sha("0"), package_import_name="pkg", is_live=True
         )
         own = [
-            service.store_deployment(
-                model_id=model_id, version=f"1.{w}", source="s", sha256=sha(f"1.{w}"), package_import_name="pkg"
-            )
+            [
+                service.store_deployment(
+                    model_id=model_id, version=f"{r}.{w}", source="s", sha256=sha(f"{r}.{w}"),
+                    package_import_name="pkg",
+                )  # fmt: skip
+                for r in range(1, ROUNDS + 1)
+            ]
             for w in range(WRITERS)
         ]
         ctx = mp.get_context("fork")

@@ -66,10 +66,12 @@ def _live_at_statement() -> Any:
     )
     following = (
         select(n.c.change_id)
-        .where(n.c.model_id == c.c.model_id, n.c.time > c.c.time)  # a model's change times only grow
+        # The change after the one live at T is the model's first change after T: a constant
+        # bound, which MariaDB can seek to (it cannot range-scan on a bound from the outer row).
+        .where(n.c.model_id == MODELS.c.model_id, n.c.time > _AT)
         .order_by(n.c.time, n.c.change_id)
         .limit(1)
-        .correlate(c)
+        .correlate(MODELS)
         .scalar_subquery()
     )
     nxt = CHANGES.alias("nxt")

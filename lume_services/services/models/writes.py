@@ -95,7 +95,6 @@ LOCK_OWNER = (
     )
     .with_for_update()
 )
-_MODEL_ID = bindparam("_model_id")
 
 
 def _live_now(model_id: Any) -> Any:
@@ -126,11 +125,13 @@ MODELS_STATE = select(MODELS.c.model_id, _live_now(MODELS.c.model_id), _last_cha
 )
 _TARGETS = bindparam("_targets", expanding=True)
 # One statement makes each target its model's only live deployment (models without one: none live).
+# It reaches the targets by primary key and the models' live rows through ix_deployment_model_live
+# (all of them: a database that somehow holds two live deployments of a model is mended).
 MOVE_LIVE = (
     update(DEPLOYMENTS)
     .where(
-        DEPLOYMENTS.c.model_id.in_(_MODEL_IDS),
-        (DEPLOYMENTS.c.is_live == true()) | DEPLOYMENTS.c.deployment_id.in_(_TARGETS),
+        DEPLOYMENTS.c.model_id.in_(_MODEL_IDS) & (DEPLOYMENTS.c.is_live == true())
+        | DEPLOYMENTS.c.deployment_id.in_(_TARGETS)  # the targets are deployments of these models
     )
     .values(is_live=case((DEPLOYMENTS.c.deployment_id.in_(_TARGETS), true()), else_=false()))
 )
@@ -220,8 +221,9 @@ class Change:
             return []
         self.execute(
             MOVE_LIVE,
-            {"_model_ids": [m.model_id for m in moves], "_targets": [m.target for m in moves if m.target]},
-        )
+            {"_model_ids": sorted({m.model_id for m in moves}),
+             "_targets": [m.target for m in moves if m.target is not None]},
+        )  # fmt: skip
         for move in moves:
             at = utcnow()
             if move.last_change is not None and move.last_change + ONE_TICK > at:
