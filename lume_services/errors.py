@@ -56,6 +56,7 @@ attributes. Secrets are never part of a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -337,7 +338,47 @@ class DatabaseError(LUMEServicesError):
 
     def __init__(self, operation: str, reason: str) -> None:
         self.operation = operation
+        self.reason = reason
         super().__init__(f"Database error during {operation}: {reason}.")
+
+
+# What SQLAlchemy appends to a driver's message, and how it prefixes it.
+_SQLALCHEMY_TAILS = ("[SQL:", "[parameters:", "(Background on this error")
+_WRAPPED_PREFIX = re.compile(r"^\((?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*\)\s*")
+
+
+def driver_reason(exc: BaseException, *, secret: str | None = None) -> str:
+    """The database driver's own reason for ``exc``, in one line, for a :class:`DatabaseError`.
+
+    ``exc`` is a SQLAlchemy error (the driver's exception is its ``orig``) or a
+    driver exception; nothing is imported to read it, so the command line can
+    use this without loading SQLAlchemy. sqlite3 errors carry their message as
+    their one argument, PyMySQL errors are ``(code, message)``, psycopg errors
+    have their own message (``diag.message_primary`` for the server's). Only
+    the first line is kept and what SQLAlchemy appends (``[SQL: ...]``,
+    ``[parameters: ...]``, ``(Background on this error ...)``) is cut, so the
+    reason never carries SQL text or parameters; ``secret`` (a password) is
+    masked should a driver echo it.
+    """
+    orig = getattr(exc, "orig", None)
+    if not isinstance(orig, BaseException):
+        orig = exc
+    args = getattr(orig, "args", ())
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+    if isinstance(primary, str) and primary.strip():  # psycopg, an error from the server
+        reason = primary
+    elif len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL
+        reason = args[1]
+    else:  # sqlite3, psycopg on the client side, anything else
+        reason = str(orig)
+    lines = reason.strip().splitlines()
+    reason = lines[0] if lines else ""
+    for tail in _SQLALCHEMY_TAILS:
+        reason = reason.split(tail, 1)[0]
+    reason = _WRAPPED_PREFIX.sub("", reason.strip())
+    if secret:
+        reason = reason.replace(secret, "***")
+    return reason.strip().rstrip(".").strip() or type(orig).__name__
 
 
 # --- environments and scheduling (filled in by later layers) ----------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import click
 
-from lume_services.errors import DatabaseError, LUMEServicesError
+from lume_services.errors import DatabaseError, LUMEServicesError, driver_reason
 
 if TYPE_CHECKING:
     from lume_services.services.models.service import ModelDBService
@@ -87,16 +87,9 @@ def _database_error(exc: Exception) -> Optional[DatabaseError]:
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is None or not isinstance(exc, sa_exc.SQLAlchemyError):
         return None
-    orig = getattr(exc, "orig", None)
-    args = getattr(orig, "args", ())
-    if len(args) >= 2 and isinstance(args[1], str):  # PyMySQL: (code, message)
-        reason = args[1]
-    else:
-        reason = str(orig if orig is not None else exc).split("(Background on")[0]
-    reason = (reason.strip().splitlines() or [type(exc).__name__])[0].rstrip(". ")
     ctx = click.get_current_context(silent=True)
     operation = f"`{ctx.command_path}`" if ctx is not None else "the command"
-    return DatabaseError(operation, reason)
+    return DatabaseError(operation, driver_reason(exc))
 
 
 def _mask_password(message: str) -> str:

@@ -201,6 +201,24 @@ class TestConfiguration:
         assert "No module named 'MySQLdb'" in result.stderr
         assert SECRET not in result.stderr
 
+    @pytest.mark.parametrize(
+        "scheme, reason",
+        [("mysql+pymysql", "Can't connect to MySQL server"), ("postgresql+psycopg", "Connection refused")],
+    )
+    def test_unreachable_server_names_the_drivers_reason(self, scheme, reason, lume_home):
+        url = f"{scheme}://lume:{SECRET}@127.0.0.1:1/registry"
+        result = make_runner({"LUME_MODEL_DB__URL": url})("models", "list", code=1)
+        assert result.stderr.startswith("Error: Database error during ")
+        assert reason in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+
+    def test_sqlite_path_that_is_a_directory_names_the_drivers_reason(self, lume_home, tmp_path):
+        result = make_runner({"LUME_MODEL_DB__SQLITE_PATH": str(tmp_path)})("models", "list", code=1)
+        assert result.stderr == (
+            f"Error: Database error during connecting to sqlite:///{tmp_path}: unable to open database file.\n"
+        )
+        assert result.stdout == ""
+
     def test_no_configuration_uses_the_embedded_registry(self, lume_home):
         result = make_runner({})("models", "list")
         assert result.stdout.strip() == "No models match."

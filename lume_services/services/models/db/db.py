@@ -28,7 +28,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lume_services.errors import ConfigurationError, DatabaseError, SchemaNotCurrentError
+from lume_services.errors import (
+    ConfigurationError,
+    DatabaseError,
+    SchemaNotCurrentError,
+    driver_reason,
+)
 from lume_services.services.models.db.revision import SCHEMA_REVISION
 
 log = logging.getLogger(__name__)
@@ -273,10 +278,14 @@ class ModelDB:
             except DBAPIError as exc:
                 if not self._is_retryable(exc) or time.monotonic() > deadline:
                     if isinstance(exc, OperationalError) and not self._is_retryable(exc):
-                        raise DatabaseError(operation, _driver_reason(exc)) from None
+                        raise DatabaseError(operation, self._reason(exc)) from None
                     raise
                 log.debug("retrying %s after lock conflict (attempt %d)", operation, attempt)
                 time.sleep(min(0.01 * 2**attempt, 0.5))
+
+    def _reason(self, exc: DBAPIError) -> str:
+        """The driver's reason, without SQL, parameters or the password."""
+        return driver_reason(exc, secret=self.url.password)
 
     def _is_retryable(self, exc: DBAPIError) -> bool:
         orig = exc.orig
@@ -316,7 +325,7 @@ class ModelDB:
                 try:
                     migrations.upgrade(self)
                 except DBAPIError as exc:
-                    raise DatabaseError("schema upgrade", _driver_reason(exc)) from None
+                    raise DatabaseError("schema upgrade", self._reason(exc)) from None
 
     def schema_revision(self) -> Optional[str]:
         """The revision stamped in the database; None before the first migration."""
@@ -326,7 +335,7 @@ class ModelDB:
                     return None
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except DBAPIError as exc:
-            raise DatabaseError(f"connecting to {self.safe_url()}", _driver_reason(exc)) from None
+            raise DatabaseError(f"connecting to {self.safe_url()}", self._reason(exc)) from None
 
     def _migration_lock(self) -> Any:
         path = self.url.database if self.dialect == "sqlite" else None
@@ -341,15 +350,6 @@ class ModelDB:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-
-
-def _driver_reason(exc: DBAPIError) -> str:
-    """A short reason from a driver error, without SQL, parameters or URL."""
-    orig = exc.orig
-    args = getattr(orig, "args", ())
-    if len(args) >= 2 and isinstance(args[1], str):
-        return args[1]
-    return type(orig).__name__
 
 
 def _dispose_in_forked_children(engine: Engine) -> None:
