@@ -273,6 +273,10 @@ class TestImportRecords:
             ({"kind": "model", "colour": "red", **model_fields()}, "fields (record 1)"),
             ({"kind": "model", "created": "2020-01-01T00:00:00", **model_fields()}, "created (record 1)"),
             ({"kind": "model", "created": "yesterday", **model_fields()}, "created (record 1)"),
+            (  # before year 1 once in UTC
+                {"kind": "model", "created": "0001-01-01T00:00:00+05:00", **model_fields()},
+                "created (record 1)",
+            ),
             ({"kind": "header", "format": "lume-services-registry", "version": 99}, "header (record 1)"),
             (
                 {"kind": "flow", "flow_id": "f", "flow_name": "n", "project_name": "p"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 
-from lume_services.services.models.db.schema import AuditEvent
+from lume_services.services.models.db.schema import ACTION_LENGTH, AuditEvent
 from lume_services.services.models.queries import fetch_all, make_page
 from lume_services.services.models.records import AuditEventRecord, Page
 from lume_services.services.models.unit_of_work import ServiceBase
@@ -46,7 +46,9 @@ class AuditOps(ServiceBase):
                 stmt = stmt.where(column > value if field == "event_id" else column == value)
         if action is not None:
             check_value(AuditEvent, "action", action, as_filter=True)
-            if action.endswith(".*"):
+            if action.endswith(".*") and len(action) - 1 > ACTION_LENGTH:
+                stmt = stmt.where(false())  # longer than any action; SQLite would refuse the LIKE pattern
+            elif action.endswith(".*"):
                 stmt = stmt.where(EVENTS.c.action.startswith(action[:-1], autoescape=True))
             else:
                 stmt = stmt.where(EVENTS.c.action == action)

@@ -218,7 +218,12 @@ def _timestamp(row: Row, record: Mapping[str, Any], field: str) -> None:
             raise ValidationError(field, value, "expected an ISO 8601 timestamp") from None
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValidationError(field, value, "expected a timestamp with a UTC offset, e.g. '...+00:00'")
-    row[field] = value.astimezone(UTC)
+    try:
+        row[field] = value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            field, value, "is out of range once converted to UTC (years 1 to 9999)"
+        ) from None
 
 
 def _header(record: Mapping[str, Any]) -> Row:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, func, or_, select, true
+from sqlalchemy import Connection, Select, and_, bindparam, delete, false, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from lume_services.errors import (
@@ -13,7 +13,7 @@ from lume_services.errors import (
     InUseError,
     ModelNotFoundError,
 )
-from lume_services.services.models.db.schema import Deployment, Flow, Model
+from lume_services.services.models.db.schema import DESCRIPTION_LENGTH, Deployment, Flow, Model
 from lume_services.services.models.queries import (
     MODEL_FIELDS,
     fetch_all,
@@ -40,6 +40,8 @@ from lume_services.services.models.writes import Change, changed, row_values
 
 MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
 MODEL_KEYS, DEPLOYMENT_KEYS = MODELS.c.keys(), DEPLOYMENTS.c.keys()
+# A search term longer than this is longer than any model field, even once lowercased.
+MAX_SEARCH = 4 * DESCRIPTION_LENGTH
 FIND_MODEL = select(MODELS.c.model_id).where(*(MODELS.c[f] == bindparam(f) for f in MODEL_FIELDS))
 
 
@@ -161,6 +163,9 @@ class ModelOps(ServiceBase):
         if search is not None:
             check_value(Model, "description", search, as_filter=True)
             term = search.lower()
+            if len(term) > MAX_SEARCH:
+                # Longer than any field, so it matches nothing; SQLite would refuse the LIKE pattern.
+                return stmt.where(false())
             stmt = stmt.where(
                 or_(*(func.lower(MODELS.c[f]).contains(term, autoescape=True) for f in MODEL_FIELDS))
             )

@@ -282,7 +282,8 @@ def steps_query(query: Mapping[str, Any]) -> Select[Any]:
         select(FlowOfFlows)
         .join(FlowOfFlows.flow)
         .options(contains_eager(FlowOfFlows.flow))
-        .filter_by(**query)
+        # Explicit columns: filter_by would find flow_id ambiguous (the step's, or its flow's).
+        .where(*(getattr(FlowOfFlows, key) == value for key, value in query.items()))
         .order_by(*order)
     )
 

@@ -12,16 +12,22 @@ import functools
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 from lume_services.errors import UnknownFilterError, ValidationError
 
 # Keyword aliases accepted in filters (predecessor attribute names).
 FILTER_ALIASES = {"sha_256": "sha256", "_id": "id"}
 MAX_INT = 2**31 - 1  # MySQL INT
+# The range of a filter on an INTEGER / BIGINT column: PostgreSQL casts the parameter to
+# the column's type, and a driver cannot bind more than 64 bits.
+INT_RANGE, BIGINT_RANGE = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
+STORED, READ = "Nothing was stored.", "Nothing was read."
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -35,27 +41,50 @@ def check_value(table: type[DeclarativeBase], field: str, value: Any, *, as_filt
     """Validate one value for ``table.field``; returns it unchanged.
 
     With ``as_filter`` only the type and encodability are checked: a value
-    that is too long or out of range simply matches nothing.
+    that is too long simply matches nothing, and an integer only has to fit
+    the column's type (it is sent as one). Every filter value reaches the
+    database only through here.
     """
     column = columns(table)[field]
+    consequence = READ if as_filter else STORED
     if value is None:
         if column.nullable and not column.primary_key:
             return None
-        raise ValidationError(field, value, "a value is required")
-    col_type = column.type
+        raise ValidationError(field, value, "a value is required", consequence)
+    col_type = _base_type(column.type)
     if isinstance(col_type, Boolean):
         if not isinstance(value, bool):
-            raise ValidationError(field, value, f"expected True or False, got {type(value).__name__}")
+            raise ValidationError(
+                field, value, f"expected True or False, got {type(value).__name__}", consequence
+            )
     elif isinstance(col_type, Integer):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(field, value, f"expected an integer, got {type(value).__name__}")
-        if not as_filter and not 1 <= value <= MAX_INT:
-            raise ValidationError(field, value, f"must be between 1 and {MAX_INT}")
+            raise ValidationError(
+                field, value, f"expected an integer, got {type(value).__name__}", consequence
+            )
+        if not as_filter:
+            low, high = 1, MAX_INT
+        else:
+            low, high = BIGINT_RANGE if isinstance(col_type, BigInteger) else INT_RANGE
+        if not low <= value <= high:
+            raise ValidationError(field, value, f"must be between {low} and {high}", consequence)
+    elif isinstance(col_type, DateTime):
+        _check_datetime(field, value, consequence)
     elif isinstance(col_type, JSON):
+        if as_filter:
+            raise ValidationError(field, value, "a JSON field cannot be used as a filter", consequence)
         _check_json(field, value)
     elif isinstance(col_type, String):
-        _check_text(field, value, 0 if as_filter else _length(col_type), allow_empty=as_filter)
+        max_length = 0 if as_filter else _length(col_type)
+        _check_text(field, value, max_length, allow_empty=as_filter, consequence=consequence)
     return value
+
+
+def _base_type(col_type: Any) -> Any:
+    """The generic type under a TypeDecorator (``UTCDateTime`` is a ``DateTime``)."""
+    while isinstance(col_type, TypeDecorator):
+        col_type = col_type.impl_instance
+    return col_type
 
 
 def _length(col_type: Any) -> int:
@@ -65,19 +94,43 @@ def _length(col_type: Any) -> int:
     return int(length or 0)
 
 
-def _check_text(field: str, value: Any, max_length: int, *, allow_empty: bool = False) -> None:
+def _check_text(
+    field: str, value: Any, max_length: int, *, allow_empty: bool = False, consequence: str = STORED
+) -> None:
+    def refuse(problem: str) -> ValidationError:
+        return ValidationError(field, value, problem, consequence)
+
     if not isinstance(value, str):
-        raise ValidationError(field, value, f"expected text, got {type(value).__name__}")
+        raise refuse(f"expected text, got {type(value).__name__}")
     if not allow_empty and not value.strip():
-        raise ValidationError(field, value, "must not be empty or only white space")
+        raise refuse("must not be empty or only white space")
     if "\x00" in value:
-        raise ValidationError(field, value, "must not contain NUL characters")
+        raise refuse("must not contain NUL characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(field, value, "is not valid Unicode text (lone surrogate)") from None
+        raise refuse("is not valid Unicode text (lone surrogate)") from None
     if max_length and len(value) > max_length:
-        raise ValidationError(field, value, f"is {len(value)} characters long; at most {max_length} fit")
+        raise refuse(f"is {len(value)} characters long; at most {max_length} fit")
+
+
+AWARE_HINT = "pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)"
+
+
+def _check_datetime(field: str, value: Any, consequence: str) -> None:
+    """An aware datetime (any zone) that is a valid time once converted to UTC."""
+    if not isinstance(value, datetime):
+        raise ValidationError(
+            field, value, f"expected a datetime, got {type(value).__name__}; {AWARE_HINT}", consequence
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, value, f"has no time zone; {AWARE_HINT}", consequence)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            field, value, "is out of range once converted to UTC (years 1 to 9999)", consequence
+        ) from None
 
 
 def _check_json(field: str, value: Any) -> None:
@@ -103,9 +156,8 @@ def check_filters(table: type[DeclarativeBase], filters: Mapping[str, Any]) -> d
     resolved = {FILTER_ALIASES.get(key, key): value for key, value in filters.items()}
     for field, value in resolved.items():
         if field == "sha256" and isinstance(value, str):
-            resolved[field] = value.strip().lower().removeprefix("sha256:")
-        else:
-            check_value(table, field, value, as_filter=True)
+            value = resolved[field] = value.strip().lower().removeprefix("sha256:")
+        check_value(table, field, value, as_filter=True)
     return resolved
 
 
@@ -165,15 +217,5 @@ def check_reason(reason: Any, *, required: bool = False) -> Any:
 
 def check_time(field: str, value: Any) -> Any:
     """An aware datetime (any zone) for a time filter; naive or other types are refused."""
-    from datetime import datetime
-
-    if not isinstance(value, datetime):
-        raise ValidationError(
-            field, value, f"expected a datetime, got {type(value).__name__}", "Nothing was read."
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(
-            field, value, "has no time zone; pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)",
-            "Nothing was read.",
-        )  # fmt: skip
+    _check_datetime(field, value, READ)
     return value
