@@ -93,11 +93,12 @@ def store_deployment(
     with step("inspect", progress):
         info = inspect_archive(artifact.path, settings)
         info.check_python(services.envs.python_version)
-    existing = _existing(svc, services.envs, model_id, info.version, artifact.sha256, is_live)
+    stored = same_version(svc, model_id, info.version, artifact.sha256)
+    existing = _existing(svc, services.envs, stored, is_live)
     if existing is not None:
         return existing
     with step("check approval", progress):
-        refuse_unapproved_live(model_id, protected, is_live, same_version(svc, model_id, info.version, artifact.sha256))
+        refuse_unapproved_live(model_id, protected, is_live, stored)
     with step("install", progress):
         env = services.envs.ensure(artifact, [f"prefect=={installed_version('prefect')}"])
     with step("load flow", progress):
@@ -121,14 +122,13 @@ def store_deployment(
 
 
 def _existing(
-    svc: Any, envs: Any, model_id: int, version: str, sha256: str, is_live: bool
+    svc: Any, envs: Any, deployment: Optional[DeploymentRecord], is_live: bool
 ) -> Optional[DeploymentRecord]:
-    """The stored deployment of this exact artifact, if complete; conflicts raise."""
-    deployment = same_version(svc, model_id, version, sha256)
+    """The stored deployment of this exact artifact (``same_version``'s answer), if complete."""
     if deployment is None:
         return None
-    loaded = svc.load_deployment(model_id=model_id, deployment_id=deployment.deployment_id)
-    if loaded.flow is None or envs.get(sha256) is None:
+    loaded = svc.load_deployment(model_id=deployment.model_id, deployment_id=deployment.deployment_id)
+    if loaded.flow is None or envs.get(deployment.sha256) is None:
         return None  # incomplete (e.g. environment removed): finish the registration
     if is_live and not deployment.is_live:
         return svc.set_live(deployment.deployment_id)

@@ -24,6 +24,7 @@ from lume_services.services.models.queries import (
     insert_unless_exists,
     make_page,
     newest_first,
+    record_deployment_created,
     require_project,
     upsert_deployment,
 )
@@ -41,7 +42,7 @@ from lume_services.services.models.validation import (
     check_value,
     check_values,
 )
-from lume_services.services.models.writes import Change, LiveMove, row_values
+from lume_services.services.models.writes import Change, row_values
 
 DEPLOYMENTS = Deployment.__table__
 OLDEST_FIRST = ("deploy_date", "deployment_id")
@@ -110,8 +111,7 @@ class DeploymentOps(ServiceBase):
             row = {**values, "deploy_date": change.now}
             new_id = insert_unless_exists(change.unit, DEPLOYMENTS, row)
             if new_id is not None:
-                change.record("deployment.created", "deployment", new_id, model_id=model_id,
-                              after={**row, "deployment_id": new_id})  # fmt: skip
+                record_deployment_created(change, new_id, row)
             return new_id
 
         if not is_live:
@@ -270,9 +270,7 @@ class DeploymentOps(ServiceBase):
                               before={"image": state.image}, after={"image": image})  # fmt: skip
                 record["image"] = image
             if is_live is not None and is_live != (state._live == deployment_id):
-                target = deployment_id if is_live else None
-                change.move_live([LiveMove(locked.model_id, target, state.version if is_live else None,
-                                           state._live, state._last_change, locked.require_approval)])  # fmt: skip
+                change.move_deployment(locked, state, live=is_live)
                 record["is_live"] = is_live
             return DeploymentRecord.model_validate(record)
 
@@ -300,8 +298,7 @@ class DeploymentOps(ServiceBase):
                     "delete that composition first",
                 )
             if state._live == deployment_id:
-                change.move_live([LiveMove(locked.model_id, None, None, deployment_id, state._last_change,
-                                           locked.require_approval)])  # fmt: skip
+                change.move_deployment(locked, state, live=False)
             change.execute(delete(DEPLOYMENTS).where(_ID), {"_deployment_id": deployment_id})
             change.record("deployment.deleted", "deployment", deployment_id, model_id=locked.model_id,
                           before=row_values(state))  # fmt: skip

@@ -18,7 +18,6 @@ from lume_services.errors import (
     LiveDeploymentChangedError,
     LiveRequestClosedError,
     LiveRequestNotFoundError,
-    ModelNotFoundError,
     SelfApprovalError,
     ValidationError,
 )
@@ -45,7 +44,7 @@ from lume_services.services.models.validation import (
     check_value,
     check_values,
 )
-from lume_services.services.models.writes import UNSET, Change, LiveMove, row_values
+from lume_services.services.models.writes import UNSET, Change, LockedModel, row_values
 
 MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
 CHANGES, REQUESTS = LiveChange.__table__, LiveRequest.__table__
@@ -103,7 +102,6 @@ HISTORY = (
     .where(CHANGES.c.model_id == bindparam("_model_id"))
     .order_by(CHANGES.c.time, CHANGES.c.change_id)
 )
-MODEL_EXISTS = select(MODELS.c.model_id).where(MODELS.c.model_id == bindparam("_model_id"))
 REQUEST_BY_ID = select(REQUESTS).where(REQUESTS.c.request_id == bindparam("_request_id"))
 OWNER_OF = select(DEPLOYMENTS.c.model_id).where(DEPLOYMENTS.c.deployment_id == bindparam("_deployment_id"))
 
@@ -163,8 +161,7 @@ class LiveOps(ServiceBase):
             locked = change.lock_owner(deployment_id)
             state = change.deployment_state(deployment_id)
             self._compare(change, locked.model_id, expected_live, state._live)
-            change.move_live([LiveMove(locked.model_id, deployment_id, state.version, state._live,
-                                       state._last_change, locked.require_approval, reason=reason)])  # fmt: skip
+            change.move_deployment(locked, state, live=True, reason=reason)
             return DeploymentRecord.model_validate({**row_values(state), "is_live": True})
 
         return self._write("set_live", work, core=True)
@@ -232,15 +229,13 @@ class LiveOps(ServiceBase):
         reason = check_reason(reason)
 
         def work(change: Change) -> LiveRequestRecord:
-            request = self._pending(change, request_id)
+            request, locked = self._pending(change, request_id)
             if request.requested_by == change.actor:
                 raise SelfApprovalError(request_id, change.actor)
             state = change.deployment_state(request.deployment_id)
             self._compare(change, request.model_id, request.expected_live, state._live, given=False)
-            change.move_live([LiveMove(request.model_id, request.deployment_id, state.version, state._live,
-                                       state._last_change, True, reason=request.reason,
-                                       set_by=request.requested_by, approved_by=change.actor,
-                                       request_id=request_id)])  # fmt: skip
+            change.move_deployment(locked, state, live=True, reason=request.reason, set_by=request.requested_by,
+                                   approved_by=change.actor, request_id=request_id)  # fmt: skip
             return self._decide(change, request, "approved", reason)
 
         return self._write("approve_live", work, core=True)
@@ -250,22 +245,23 @@ class LiveOps(ServiceBase):
         reason = check_reason(reason, required=True)
 
         def work(change: Change) -> LiveRequestRecord:
-            return self._decide(change, self._pending(change, request_id), "rejected", reason)
+            return self._decide(change, self._pending(change, request_id)[0], "rejected", reason)
 
         return self._write("reject_live", work, core=True)
 
-    def _pending(self, change: Change, request_id: int) -> LiveRequestRecord:
-        """The request, read again once its model is locked; it must be pending."""
+    def _pending(self, change: Change, request_id: int) -> tuple[LiveRequestRecord, LockedModel]:
+        """The request, read again once its model is locked (and that lock); it must be pending."""
         check_value(LiveRequest, "request_id", request_id)
         row = change.execute(REQUEST_BY_ID, {"_request_id": request_id}).first()
+        locked = None
         if row is not None:
-            change.lock_model(row.model_id)
+            locked = change.lock_model(row.model_id)
             row = change.execute(REQUEST_BY_ID, {"_request_id": request_id}).first()
-        if row is None:
+        if row is None or locked is None:
             raise LiveRequestNotFoundError({"request_id": request_id})
         if row.state != "pending":
             raise LiveRequestClosedError(request_id, row.state, row.decided_by)
-        return LiveRequestRecord.model_validate(row)
+        return LiveRequestRecord.model_validate(row), locked
 
     def _decide(
         self, change: Change, request: LiveRequestRecord, state: str, reason: Optional[str]
@@ -372,7 +368,4 @@ class LiveOps(ServiceBase):
         return intervals
 
     def _require_model(self, model_id: int) -> None:
-        found = self._read("model check", lambda c: c.execute(MODEL_EXISTS, {"_model_id": model_id}).first(),
-                           core=True)  # fmt: skip
-        if found is None:
-            raise ModelNotFoundError({"model_id": model_id})
+        self.get_model(model_id=model_id)  # type: ignore[attr-defined]  # ModelNotFoundError

@@ -242,9 +242,14 @@ def upsert_deployment(change: Change, values: Mapping[str, Any]) -> int:
         return existing.deployment_id
     row = {**values, "is_live": False, "deploy_date": change.now}
     deployment_id = change.execute(insert(_DEPLOYMENTS), row).inserted_primary_key[0]
-    change.record("deployment.created", "deployment", deployment_id, model_id=model_id,
-                  after={**row, "deployment_id": deployment_id})  # fmt: skip
+    record_deployment_created(change, deployment_id, row)
     return deployment_id
+
+
+def record_deployment_created(change: Change, deployment_id: int, row: Mapping[str, Any]) -> None:
+    """The audit event of a new deployment row."""
+    change.record("deployment.created", "deployment", deployment_id, model_id=row["model_id"],
+                  after={**row, "deployment_id": deployment_id})  # fmt: skip
 
 
 def insert_flow(change: Change, values: dict[str, Any], *, model_id: int) -> str:

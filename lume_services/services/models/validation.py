@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from lume_services.errors import UnknownFilterError, ValidationError
+from lume_services.services.models.db.schema import ACTOR_LENGTH, REASON_LENGTH
 
 # Keyword aliases accepted in filters (predecessor attribute names).
 FILTER_ALIASES = {"sha_256": "sha256", "_id": "id"}
@@ -181,9 +182,6 @@ def check_page(limit: Any, max_limit: int = 1000) -> int:
     return limit
 
 
-ACTOR_MAX = 100  # schema.ACTOR_LENGTH
-
-
 def check_actor(actor: Any) -> str:
     """Who acts: printable text of 1 to 100 characters (LUME_ACTOR, a token's name)."""
     if not isinstance(actor, str):
@@ -198,9 +196,9 @@ def check_actor(actor: Any) -> str:
         raise ValidationError(
             "actor", actor, "must be printable text (no control characters)", "Nothing was done."
         )
-    if len(actor) > ACTOR_MAX:
+    if len(actor) > ACTOR_LENGTH:
         raise ValidationError(
-            "actor", actor, f"is {len(actor)} characters long; at most {ACTOR_MAX} fit", "Nothing was done."
+            "actor", actor, f"is {len(actor)} characters long; at most {ACTOR_LENGTH} fit", "Nothing was done."
         )
     return actor
 
@@ -211,7 +209,7 @@ def check_reason(reason: Any, *, required: bool = False) -> Any:
         return None
     if reason is None or (isinstance(reason, str) and not reason.strip()):
         raise ValidationError("reason", reason, "a reason is required: say why")
-    _check_text("reason", reason, 2000)
+    _check_text("reason", reason, REASON_LENGTH)
     return reason
 
 

@@ -22,7 +22,6 @@ event, nor an event without its change. A rule that every write must obey
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -246,6 +245,13 @@ class Change:
             )  # fmt: skip
         return moves
 
+    def move_deployment(self, locked: LockedModel, state: Any, *, live: bool, **details: Any) -> list[LiveMove]:
+        """Make the deployment read by :meth:`deployment_state` live, or (``live=False``) leave none live."""
+        target, version = (state.deployment_id, state.version) if live else (None, None)
+        move = LiveMove(locked.model_id, target, version, state._live, state._last_change, locked.require_approval,
+                        **details)  # fmt: skip
+        return self.move_live([move])
+
     def make_live(
         self, locked: LockedModel, deployment_id: Optional[int], version: Optional[str], **details: Any
     ) -> Optional[int]:
@@ -325,14 +331,8 @@ def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict[s
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
-@functools.singledispatch
 def _plain(value: Any) -> Any:
-    return value
-
-
-@_plain.register
-def _(value: datetime) -> str:
-    return value.isoformat()
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def jsonable(values: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
