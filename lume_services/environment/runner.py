@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
+from lume_services.environment import children
 from lume_services.environment.store import tail
 from lume_services.errors import FlowLoadError
 
@@ -65,10 +66,9 @@ def child_environment(home: Optional[Path], extra: Optional[dict[str, str]] = No
 
 def run_json(python: Path, script: str, args: list[str], *, home: Path, timeout: float, package: str) -> Any:
     try:
-        result = subprocess.run(
-            [str(python), "-I", "-c", script, *args], capture_output=True, text=True,
-            timeout=timeout, env=child_environment(home),
-        )  # fmt: skip
+        result = children.run(
+            [str(python), "-I", "-c", script, *args], timeout=timeout, env=child_environment(home)
+        )
     except subprocess.TimeoutExpired:
         raise FlowLoadError(package, f"it did not finish within {timeout:g} s") from None
     if result.returncode != 0:

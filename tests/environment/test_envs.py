@@ -7,8 +7,10 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,100 @@ def test_compiled_modules_are_shared_with_environments_that_hold_the_same_files(
     out = subprocess.run([sys.executable, "-B", "-c", "import pkg.mod; print(pkg.mod.VALUE)"],
                          cwd=target, capture_output=True, text=True)  # fmt: skip
     assert out.stdout.strip() == "42"
+
+
+# -- builds killed midway: the installer dies with the builder, the next build sweeps -----
+
+
+def _build_slowly(root, settings, uv_bin, home, artifact) -> None:
+    os.environ.update(UV_LINK_MODE="copy", UV_CONCURRENT_INSTALLS="1")  # time to be killed mid-install
+    EnvironmentManager(root, settings, uv_bin, home).ensure(artifact, [PREFECT])
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _wait_for_install(root: Path, child) -> tuple[Path, list[int]]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.is_alive():
+        for build in root.glob(".build-*"):
+            installers = [p for p in _processes_mentioning(str(build)) if p != child.pid]
+            if installers and (build / "pyvenv.cfg").exists():
+                return build, installers
+        time.sleep(0.01)
+    raise AssertionError("the build never reached its install")
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+class TestKilledBuild:
+    def test_the_installer_dies_with_the_builder_and_the_next_build_sweeps(self, envs, my_model):
+        child = multiprocessing.get_context("fork").Process(
+            target=_build_slowly, args=(envs.root, envs.settings, envs.uv_bin, envs.home, my_model)
+        )
+        child.start()
+        build, installers = _wait_for_install(envs.root, child)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=30)
+        deadline = time.monotonic() + 5  # a copying install of prefect takes longer than that here
+        while time.monotonic() < deadline and _processes_mentioning(str(build)):
+            time.sleep(0.05)
+        assert _processes_mentioning(str(build)) == [], "uv outlived the killed builder"
+        assert not (build / READY).exists()
+        lock = envs.root / ".locks" / f"{my_model.sha256}.lock"
+        assert envs.stale() == [build, lock]  # left behind, and nobody holds the lock
+        env = envs.ensure(my_model)
+        assert env.built is True and imports(env.python, "my_model").returncode == 0
+        assert env_dirs(envs.root) == [my_model.sha256]  # the dead build is gone
+        assert list((envs.root / ".locks").iterdir()) == []  # and so is its lock file
+
+    def test_a_build_whose_lock_is_held_is_not_stale(self, envs, my_model):
+        build = envs.root / f".build-{my_model.sha256}-live"
+        build.mkdir(parents=True)
+        (envs.root / ".locks").mkdir()
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys, time; from pathlib import Path; from lume_services.environment.locks import PathLock;"
+             "PathLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(300)",
+             str(envs.lock_for(my_model.sha256).path)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            assert envs.stale() == [] and envs.sweep() == []
+            assert build.exists()
+        finally:
+            holder.kill()
+            holder.wait()
+        assert envs.stale() == [build, envs.lock_for(my_model.sha256).path]  # its holder is gone
+        assert envs.sweep() == [build, envs.lock_for(my_model.sha256).path]
+        assert env_dirs(envs.root) == []
+
+
+class TestPathLock:
+    def test_a_lock_file_removed_by_its_holder_never_gives_two_holders(self, tmp_path: Path):
+        from lume_services.environment.locks import PathLock
+
+        path = tmp_path / "x.lock"
+        first = PathLock(path)
+        assert first.acquire()
+        opened = os.open(path, os.O_RDWR)  # a waiter that opened the old file before it was removed
+        first.release(remove=True)
+        second = PathLock(path)
+        assert second.acquire(blocking=False)  # the name leads to a new file
+        import fcntl
+
+        fcntl.flock(opened, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the old inode locks too...
+        assert os.fstat(opened).st_ino != os.stat(path).st_ino  # ...which PathLock detects and retries
+        assert not PathLock(path).acquire(blocking=False)  # the current file is held: one holder
+        os.close(opened)
+        second.release(remove=True)
+        assert not path.exists()
