@@ -45,6 +45,8 @@ attributes. Secrets are never part of a message.
     │   ├── InstallError
     │   ├── FlowLoadError
     │   └── MissingEnvironmentYamlError
+    ├── StorageError
+    ├── UnexpectedError
     └── SchedulingError
         ├── RegistrationError
         ├── FlowFailedError
@@ -56,6 +58,7 @@ attributes. Secrets are never part of a message.
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -454,6 +457,40 @@ class MissingEnvironmentYamlError(EnvironmentResolutionError):
     def __init__(self, source: str) -> None:
         self.source = source
         super().__init__(f"No environment.yml found in {source!r}; add one at the package root.")
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "free space on that filesystem, or point LUME_HOME at a larger one",
+    errno.EDQUOT: "free space within your quota, or point LUME_HOME at another filesystem",
+    errno.EACCES: "make it writable by this user, or point LUME_HOME somewhere that is",
+    errno.EPERM: "make it writable by this user, or point LUME_HOME somewhere that is",
+    errno.EROFS: "that filesystem is read-only: point LUME_HOME at a writable one",
+}
+
+
+class StorageError(LUMEServicesError):
+    """The operating system refused a file operation (no space, permission denied, read-only, ...)."""
+
+    def __init__(self, doing: str, path: Any, exc: OSError) -> None:
+        self.doing = doing
+        self.path = str(exc.filename or path)
+        self.errno = exc.errno
+        reason = exc.strerror or type(exc).__name__
+        advice = _OS_ADVICE.get(exc.errno or 0, "check that path and try again")
+        super().__init__(f"{doing} failed: {reason} ({self.path}); {advice}.")
+
+
+class UnexpectedError(LUMEServicesError):
+    """An error that lume-services did not anticipate: a bug to report, with the original chained."""
+
+    def __init__(self, doing: str, exc: BaseException) -> None:
+        self.doing = doing
+        self.original = type(exc).__name__
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        super().__init__(
+            f"{doing} failed with an unexpected {self.original}: {first or '(no message)'}. "
+            "This is a bug in lume-services; please report it with the traceback."
+        )
 
 
 class SchedulingError(LUMEServicesError):

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from lume_services.environment import children
 from lume_services.environment.fetch import Progress, download
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.environment.sources import Source, archive_filename
-from lume_services.errors import ChecksumMismatchError, InstallError, ValidationError
+from lume_services.errors import ChecksumMismatchError, InstallError, StorageError, ValidationError
 
 CHUNK = 1024 * 1024
 
@@ -63,6 +64,12 @@ class ArtifactStore:
     ) -> Artifact:
         """Bring ``source`` into the store (download, copy or build) and return it."""
         expected = normalize_expected(expected_sha256)
+        try:
+            return self._put(source, expected, progress)
+        except OSError as exc:
+            raise StorageError(f"Storing {source.original} in the artifact store", self.root, exc) from exc
+
+    def _put(self, source: Source, expected: Optional[str], progress: Optional[Progress]) -> Artifact:
         if expected is not None and (found := self.lookup(expected)) is not None:
             return found
         if source.kind == "url":
@@ -111,13 +118,16 @@ class ArtifactStore:
         assert source.path is not None
         with tempfile.TemporaryDirectory(dir=self._tmp()) as out:
             cmd = [self.uv_bin, "build", "--sdist", "--out-dir", out, str(source.path)]
-            result = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=self.settings.install_timeout,
-                env=build_environment(self.settings, self.root.parent),
-            )
+            try:
+                result = children.run(
+                    cmd, timeout=self.settings.install_timeout,
+                    env=build_environment(self.settings, self.root.parent),
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise InstallError(
+                    str(source.path),
+                    f"`uv build --sdist` took longer than {self.settings.install_timeout:g} s",
+                ) from None
             if result.returncode != 0:
                 raise InstallError(str(source.path), "`uv build --sdist` failed:\n" + tail(result.stderr))
             built = [p for p in Path(out).iterdir() if p.name.endswith(".tar.gz")]

@@ -26,6 +26,8 @@ from lume_services.errors import (
     ApprovalRequiredError,
     DeploymentConflictError,
     LUMEServicesError,
+    StorageError,
+    UnexpectedError,
     ValidationError,
 )
 from lume_services.services.models.records import DeploymentRecord
@@ -60,7 +62,14 @@ def step(name: str, progress: Optional[Progress]) -> Iterator[None]:
     if progress is not None:
         progress(name, None, None)
     try:
-        yield
+        try:
+            yield
+        except LUMEServicesError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"store_deployment's step {name!r}", exc.filename, exc) from exc
+        except Exception as exc:
+            raise UnexpectedError(f"store_deployment's step {name!r}", exc) from exc
     except LUMEServicesError as exc:
         exc.step = name  # type: ignore[attr-defined]
         exc.add_note(f"store_deployment stopped at step {name!r}; no deployment or flow was recorded.")
@@ -100,7 +109,7 @@ def store_deployment(
     with step("check approval", progress):
         refuse_unapproved_live(model_id, protected, is_live, stored)
     with step("install", progress):
-        env = services.envs.ensure(artifact, [f"prefect=={installed_version('prefect')}"])
+        env = services.envs.ensure(artifact, environment_requirements())
     with step("load flow", progress):
         described = describe_flow(
             env.python, info.import_name, home=services.envs.home,
@@ -119,6 +128,11 @@ def store_deployment(
     with step("record", progress):
         deployment_id = _record(services, registration, info, artifact, source, flow_id, is_live)
     return svc.get_deployment(deployment_id=deployment_id)
+
+
+def environment_requirements() -> list[str]:
+    """What every deployment environment gets besides its package: this registry's Prefect."""
+    return [f"prefect=={installed_version('prefect')}"]
 
 
 def _existing(

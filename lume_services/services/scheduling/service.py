@@ -25,12 +25,19 @@ from pathlib import Path
 from typing import Any, Optional
 from uuid import UUID
 
+from lume_services.environment import children
 from lume_services.environment.runner import child_environment
 from lume_services.errors import RegistrationError, RunTimeoutError, SchedulingError
 from lume_services.flows.spec import COMPOSITE_ENTRYPOINT, COMPOSITE_FLOW_NAME
 from lume_services.services.scheduling import runs
 from lume_services.services.scheduling.runs import result_environment
 from lume_services.services.scheduling.settings import PrefectSettings
+
+# Every Prefect deployment the registry makes carries this tag; with its work
+# pool (which serves one registry: deployment names are unique only within a
+# registry) it is how a sweep recognises the registry's deployments.
+REGISTRY_TAG = "lume-services"
+PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class SchedulingService:
 
         updates = {PREFECT_API_URL: self.settings.api_url} if self.settings.api_url else {}
         with temporary_settings(updates=updates), get_client(sync_client=True) as client:
+            guard_ephemeral_server()
             yield client
 
     @contextmanager
@@ -156,7 +164,7 @@ class SchedulingService:
     @property
     def inline(self) -> bool:
         if self.settings.executor == "auto":
-            return not (self.settings.api_url or os.environ.get("PREFECT_API_URL"))
+            return not self.api_configured
         return self.settings.executor == "inline"
 
     def job_variables(self, reg: FlowRegistration) -> dict[str, Any]:
@@ -187,7 +195,7 @@ class SchedulingService:
             deployment_id = client.create_deployment(
                 flow_id=flow_id, name=self.deployment_name(reg), version=reg.version,
                 entrypoint=reg.entrypoint, work_pool_name=self.pool_name,
-                work_queue_name=reg.project_name, tags=[f"project:{reg.project_name}"],
+                work_queue_name=reg.project_name, tags=[REGISTRY_TAG, f"project:{reg.project_name}"],
                 parameter_openapi_schema=reg.parameter_schema, enforce_parameter_schema=True,
                 job_variables=self.job_variables(reg), pull_steps=[], description=reg.description,
             )  # fmt: skip
@@ -232,7 +240,7 @@ class SchedulingService:
             deployment_id = client.create_deployment(
                 flow_id=flow_id, name=deployment_name, version=version,
                 entrypoint=COMPOSITE_ENTRYPOINT, work_pool_name=self.pool_name,
-                work_queue_name=project_name, tags=[f"project:{project_name}", "flow-of-flows"],
+                work_queue_name=project_name, tags=[REGISTRY_TAG, f"project:{project_name}", "flow-of-flows"],
                 parameters={"steps": steps, "inline": self.inline}, parameter_openapi_schema=schema,
                 enforce_parameter_schema=True, pull_steps=[], description=description,
                 job_variables={
@@ -241,6 +249,43 @@ class SchedulingService:
                 },
             )  # fmt: skip
             return str(deployment_id)
+
+    @property
+    def api_configured(self) -> bool:
+        """True when a Prefect server is configured (otherwise Prefect's ephemeral server is used)."""
+        return bool(self.settings.api_url or os.environ.get("PREFECT_API_URL"))
+
+    def api_problem(self) -> Optional[str]:
+        """Why the Prefect API does not answer its health check, or None when it does."""
+        try:
+            with self._client() as client:
+                failure = client.api_healthcheck()
+        except Exception as exc:
+            return _reason(exc)
+        return None if failure is None else _reason(failure)
+
+    def registry_deployments(self) -> list[Any]:
+        """Every Prefect deployment in this registry's pool that the registry made (tag ``lume-services``)."""
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterTags,
+            WorkPoolFilter,
+            WorkPoolFilterName,
+        )
+        from prefect.client.schemas.sorting import DeploymentSort
+
+        ours = DeploymentFilter(tags=DeploymentFilterTags(all_=[REGISTRY_TAG]))
+        pool = WorkPoolFilter(name=WorkPoolFilterName(any_=[self.pool_name]))
+        found: list[Any] = []
+        with self._registering(f"deployments of pool {self.pool_name!r}") as client:
+            while True:
+                page = client.read_deployments(
+                    deployment_filter=ours, work_pool_filter=pool, sort=DeploymentSort.NAME_ASC,
+                    limit=PAGE, offset=len(found),
+                )  # fmt: skip
+                found += page
+                if len(page) < PAGE:
+                    return found
 
     def delete_flow(self, deployment_id: str) -> None:
         """Remove a Prefect deployment (used to undo a registration)."""
@@ -359,6 +404,21 @@ class SchedulingService:
         """The Prefect deployment (for inspection and tests)."""
         with self._client() as client:
             return client.read_deployment(UUID(deployment_id))
+
+
+def guard_ephemeral_server() -> None:
+    """Make the ephemeral Prefect server this process started (if any) die with it.
+
+    Prefect stops it at exit, but a killed process never exits: its server
+    went on serving an orphaned SQLite database. Reads Prefect's registry of
+    the servers it started; changes nothing of Prefect's.
+    """
+    module = sys.modules.get("prefect.server.api.server")  # imported by Prefect when it started one
+    started = getattr(getattr(module, "SubprocessASGIServer", None), "_instances", {})
+    for server in list(started.values()):
+        process = getattr(server, "server_process", None)
+        if process is not None and process.poll() is None:
+            children.guard(process.pid)
 
 
 def _reason(exc: Exception) -> str:
