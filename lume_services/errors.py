@@ -336,13 +336,55 @@ class SchedulingNotConfiguredError(ConfigurationError):
 # --- database --------------------------------------------------------------
 
 
-class DatabaseError(LUMEServicesError):
-    """The database failed in a way that is not the caller's fault."""
+COMMIT_OUTCOME_UNKNOWN = (
+    "The commit failed: the change may or may not have been applied; read it back before retrying."
+)
 
-    def __init__(self, operation: str, reason: str) -> None:
+
+class DatabaseError(LUMEServicesError):
+    """The database failed in a way that is not the caller's fault.
+
+    ``outcome_unknown`` is True only when the COMMIT itself failed (typically
+    the connection was lost while committing): the server may have applied
+    the change before the answer was lost, so the message says to read it
+    back before retrying. Such a unit of work is never retried automatically.
+    Any other DatabaseError of a write happened before COMMIT: nothing was
+    applied (the message says "Nothing was stored.") and a retry is safe.
+
+    After ``outcome_unknown``, calling again is safe for the idempotent calls:
+    every read; ``store_model``, ``store_project``, ``store_deployment``,
+    ``store_deployment_with_flow``, ``store_flow``, ``store_flow_of_flows``
+    and the bulk stores/``import_records`` with the same values (an identical
+    row is returned, not stored twice); ``update_*`` and ``set_live`` without
+    ``expected_live`` (the same values again are a no-op). Idempotent but
+    answered differently the second time: ``set_live`` with ``expected_live``
+    (LiveDeploymentChangedError whose ``actual`` is the wanted deployment),
+    ``approve_live``/``reject_live`` (LiveRequestClosedError naming the
+    decision) and ``delete_*`` (a NotFoundError). Not idempotent:
+    ``request_live`` (a second pending request); read back with
+    ``list_live_requests`` first. See the README, "When things go wrong".
+    """
+
+    def __init__(
+        self, operation: str, reason: str, *, outcome_unknown: bool = False, consequence: str = ""
+    ) -> None:
         self.operation = operation
         self.reason = reason
-        super().__init__(f"Database error during {operation}: {reason}.")
+        self.outcome_unknown = outcome_unknown
+        self.consequence = consequence or (COMMIT_OUTCOME_UNKNOWN if outcome_unknown else "")
+        message = f"Database error during {operation}: {reason}."
+        super().__init__(f"{message} {self.consequence}" if self.consequence else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The keyword arguments are not in ``args``: rebuild from the attributes.
+        return (_rebuild_database_error, (type(self), self.operation, self.reason,
+                                          self.outcome_unknown, self.consequence))  # fmt: skip
+
+
+def _rebuild_database_error(
+    cls: type[DatabaseError], operation: str, reason: str, outcome_unknown: bool, consequence: str
+) -> DatabaseError:
+    return cls(operation, reason, outcome_unknown=outcome_unknown, consequence=consequence)
 
 
 # What SQLAlchemy appends to a driver's message, and how it prefixes it.

@@ -267,21 +267,49 @@ class ModelDB:
         """Run ``work(session)`` as one unit of work, retrying lost lock races.
 
         With ``core``, ``work`` gets a Core :class:`Connection` instead of a Session.
+
+        A failure before COMMIT rolled everything back: a lost race is retried,
+        an operational failure (connection refused or lost) is a DatabaseError
+        saying "Nothing was stored." A write whose COMMIT itself fails (the
+        connection lost while committing, or the server refusing it) may or may
+        not have been applied: it is a DatabaseError with ``outcome_unknown``
+        and is never run again here. A read's failed COMMIT changed nothing.
         """
         deadline = time.monotonic() + self.config.connection.busy_timeout
         attempt = 0
         while True:
             attempt += 1
+            committing = False
             try:
                 with self.connection(write=write) if core else self.session(write=write) as unit:
-                    return work(unit)
+                    result = work(unit)
+                    if not core:
+                        unit.flush()  # a flush's failure is the work's, not the commit's
+                    committing = True  # leaving the block commits
+                return result
             except DBAPIError as exc:
+                if committing:
+                    raise self._commit_failed(operation, exc, write=write) from None
                 if not self._is_retryable(exc) or time.monotonic() > deadline:
                     if isinstance(exc, OperationalError) and not self._is_retryable(exc):
-                        raise DatabaseError(operation, self._reason(exc)) from None
+                        nothing = "Nothing was stored." if write else ""
+                        raise DatabaseError(operation, self._reason(exc), consequence=nothing) from None
                     raise
                 log.debug("retrying %s after lock conflict (attempt %d)", operation, attempt)
                 time.sleep(min(0.01 * 2**attempt, 0.5))
+
+    def _commit_failed(self, operation: str, exc: DBAPIError, *, write: bool) -> DatabaseError:
+        """The error for a COMMIT that failed: of a write, its outcome is unknown."""
+        if not write:  # a read transaction had nothing to apply
+            return DatabaseError(operation, self._reason(exc), consequence="Nothing was changed.")
+        if exc.connection_invalidated:  # SQLAlchemy saw a disconnect
+            consequence = (
+                "The connection was lost while committing: the change may or may not have been "
+                "applied; read it back before retrying."
+            )
+        else:
+            consequence = ""  # the generic sentence of DatabaseError: the commit failed
+        return DatabaseError(operation, self._reason(exc), outcome_unknown=True, consequence=consequence)
 
     def _reason(self, exc: DBAPIError) -> str:
         """The driver's reason, without SQL, parameters or the password."""
