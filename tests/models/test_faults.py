@@ -193,3 +193,75 @@ def test_prefects_ephemeral_server_dies_with_a_killed_store(
     store.kill()
     assert gone(servers, 15), "Prefect's ephemeral server outlived the killed store"
     assert recorded(ctx, model.model_id) == (0, 0)
+
+
+# -- a full disk: a small tmpfs mounted by the test ---------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs, filled up; yields its mount point. Needs root (CI runs as root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs as root: the full-disk tests must run there")
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"mounting a tmpfs was refused: {done.stderr}")
+        pytest.skip(f"mounting a tmpfs was refused: {done.stderr.strip()}")
+    try:
+        (mount / "home" / "store" / "tmp").mkdir(parents=True)
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_while_fetching_is_a_storage_error_naming_the_path(
+    registry, monkeypatch, full_disk, artifacts
+):
+    from lume_services.errors import StorageError
+
+    monkeypatch.setenv("LUME_HOME", str(full_disk / "home"))
+    ctx = config.configure()
+    model = Model.create_model(**MODEL)
+    ctx.model_db_service().store_project(project_name="faults", description="fault injection")
+    with pytest.raises(StorageError) as info:
+        store_deployment(
+            Services.from_context(),
+            model_id=model.model_id,
+            source_path=artifacts["sdist"],
+            project_name="faults",
+        )
+    error = info.value
+    assert error.step == "fetch" and error.errno == 28
+    assert str(full_disk / "home" / "store") in error.path
+    assert "No space left on device" in str(error) and "free space on that filesystem" in str(error)
+    assert recorded(ctx, model.model_id) == (0, 0)
+    assert not (full_disk / "home" / "store" / "blobs").exists() or not any(
+        (full_disk / "home" / "store" / "blobs").iterdir()
+    )
+    assert list((full_disk / "home" / "store" / "tmp").iterdir()) == []  # the partial copy is gone
+    disk = [f for f in examine(ctx).findings if f.check == "disk space"]
+    assert disk[0].status == "attention" and "free of" in disk[0].summary
+
+
+def test_a_full_disk_under_sqlite_names_the_drivers_reason(monkeypatch, full_disk):
+    from lume_services.errors import DatabaseError
+    from lume_services.services.models.db.db import ModelDB, ModelDBConfig
+    from lume_services.services.models.service import ModelDBService
+
+    with pytest.raises(DatabaseError, match="database or disk is full"):
+        ModelDBService(ModelDB(ModelDBConfig(sqlite_path=full_disk / "registry.db"))).store_model(**MODEL)
