@@ -71,6 +71,7 @@ class Server:
     _dirs: list = dataclasses.field(repr=False)  # removed by stop()
     _run_kw: dict = dataclasses.field(default_factory=dict, repr=False)  # user=/cwd= for server
     _proc: subprocess.Popen | None = dataclasses.field(default=None, repr=False)
+    _launch: tuple = dataclasses.field(default=(), repr=False)  # (argv, ready, log) to start it again
 
     def url_for(self, database: str) -> str:
         """SQLAlchemy URL for ``database`` on this server, as user lume."""
@@ -91,6 +92,21 @@ class Server:
             raise ValueError(f"unsafe database name: {name!r}")
         self.sql(self._create_sql.format(name=name, user=self.user))
         return self.url_for(name)
+
+    def crash(self) -> None:
+        """SIGKILL the server (its data stays): a crash, as clients see it."""
+        if self._proc is not None and self._proc.poll() is None:
+            _kill_tree(self._proc)
+
+    def start_again(self) -> None:
+        """Start the crashed server on its data and port again; returns when it accepts connections."""
+        argv, ready, log = self._launch
+        with open(log, "ab") as logf:
+            self._proc = subprocess.Popen(
+                [str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True, env=_clean_env(), **self._run_kw,
+            )  # fmt: skip
+        _wait_ready(self._proc, ready, log, self.name)
 
     def stop(self) -> None:
         """Stop the server and delete its directory; idempotent, leaves no processes.
@@ -234,6 +250,7 @@ def _boot(srv: Server, log: Path, init: list, argv: list, ready: Callable[[], bo
                 **srv._run_kw,
             )
         _wait_ready(srv._proc, ready, log, srv.name)
+        srv._launch = (argv, ready, log)
         srv.sql(setup)
     except BaseException:
         srv.stop()
@@ -336,7 +353,8 @@ def find_postgres() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def start_postgres(base_dir: Path) -> Server:
+def start_postgres(base_dir: Path, *, crash_safe: bool = False) -> Server:
+    # crash_safe: commits acknowledged before a SIGKILL of the server survive it (synchronous_commit)
     bindir = find_postgres()
     if bindir is None:
         raise ServerStartError("PostgreSQL is not installed; run scripts/install_test_servers.sh")
@@ -376,6 +394,8 @@ def start_postgres(base_dir: Path) -> Server:
         _create_sql='CREATE DATABASE "{name}" OWNER {user};',
     )
     settings = ["fsync=off", "synchronous_commit=off", "full_page_writes=off", f"hba_file={hba}"]
+    if crash_safe:  # a process crash keeps the OS cache: fsync may stay off
+        settings.remove("synchronous_commit=off")
     return _boot(
         srv,
         log,
