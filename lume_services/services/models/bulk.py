@@ -82,14 +82,14 @@ class BulkOps(ServiceBase):
 
         Each model is get-or-create, as with ``store_model``.
         """
-        records = ({"kind": "model", **m} for m in models)
+        records = _of_kind("model", "models", models)
         return [i for _, ids in self._import(records, batch_size, None) for i in ids]
 
     def store_deployments(
         self, deployments: Iterable[Mapping[str, Any]], *, batch_size: int = DEFAULT_BATCH
     ) -> list[int]:
         """Store many deployments (``store_deployment``'s arguments); ids in input order."""
-        records = ({"kind": "deployment", **d} for d in deployments)
+        records = _of_kind("deployment", "deployments", deployments)
         return [i for _, ids in self._import(records, batch_size, None) for i in ids]
 
     def import_records(
@@ -141,6 +141,11 @@ class BulkOps(ServiceBase):
         progress: Optional[Callable[[str, int], None]],
     ) -> Iterator[tuple[str, list[Any]]]:
         _check_batch_size(batch_size)
+        _check_iterable("records", records)
+        if progress is not None and not callable(progress):
+            raise ValidationError(
+                "progress", progress, "expected a function progress(kind, n) or None", "Nothing was imported."
+            )
         self._ensure_schema()
         for kind, batch in _batches(records, batch_size):
             rows = [_validate(number, kind, record) for number, record in batch]
@@ -161,6 +166,32 @@ class BulkOps(ServiceBase):
 
         # A concurrent writer may win a get-or-create race; its rows are visible on the retry.
         return self._write(operation, work, on_conflict=lambda: self._write(operation, work))
+
+
+def _check_iterable(field: str, records: Any) -> None:
+    """A list (or other iterable) of mappings; checked before anything is written."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        raise ValidationError(
+            field,
+            records,
+            f"expected a list of mappings, got {type(records).__name__}",
+            "Nothing was imported.",
+        )
+
+
+def _of_kind(kind: str, field: str, items: Any) -> Iterator[Mapping[str, Any]]:
+    """``items`` (mappings of one kind's fields) as import records of ``kind``."""
+    _check_iterable(field, items)
+
+    def records() -> Iterator[Mapping[str, Any]]:
+        for number, item in enumerate(items, start=1):
+            if not isinstance(item, Mapping):
+                raise ValidationError(
+                    f"{field} (item {number})", item, f"expected a mapping of a {kind}'s fields"
+                )
+            yield {**item, "kind": kind}
+
+    return records()
 
 
 def _check_batch_size(batch_size: Any) -> None:
@@ -193,7 +224,9 @@ def _validate(number: int, kind: str, record: Mapping[str, Any]) -> Row:
     try:
         if unknown:
             raise ValidationError(
-                "fields", sorted(unknown), f"unknown for a {kind}; allowed: {', '.join(FIELDS[kind])}"
+                "fields",
+                sorted(unknown, key=repr),
+                f"unknown for a {kind}; allowed: {', '.join(FIELDS[kind])}",
             )
         return VALIDATORS[kind](record)
     except ValidationError as exc:

@@ -32,6 +32,7 @@ from lume_services.errors import (
 )
 from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project
 from lume_services.services.models.queries import MODEL_FIELDS, same_composition
+from lume_services.services.models.validation import MAX_INT
 from lume_services.services.models.writes import Change, LiveMove, claim_flow, flows_of
 
 __all__ = ["WRITERS"]
@@ -90,13 +91,17 @@ def _insert_new(
 
 
 def _after_explicit_ids(session: Session, table: str, column: str) -> None:
-    """PostgreSQL sequences do not see explicit ids: move them past the largest (never back)."""
+    """PostgreSQL sequences do not see explicit ids: move them past the largest (never back).
+
+    Never past the column's largest value (an explicit id of 2**31 - 1 made setval fail
+    with the driver's "integer out of range").
+    """
     if session.get_bind().dialect.name == "postgresql":
         sequence = f"pg_get_serial_sequence('{table}', '{column}')"
         session.execute(
             text(
-                f"SELECT setval({sequence}, GREATEST(nextval({sequence}), "
-                f"(SELECT COALESCE(MAX({column}), 0) + 1 FROM {table})), false)"
+                f"SELECT setval({sequence}, LEAST({MAX_INT}, GREATEST(nextval({sequence}), "
+                f"(SELECT COALESCE(MAX({column}), 0)::bigint + 1 FROM {table}))), false)"
             )
         )
 
@@ -197,6 +202,7 @@ def _write_deployments(change: Change, rows: list[Row]) -> list[int]:
     )
     new: dict[tuple[int, str], Row] = {}
     live: dict[int, tuple[int, str]] = {}
+    given: dict[int, tuple[int, str]] = {}  # explicit ids of this batch's new rows
     for key, row in zip(keys, rows):
         given_id = row.get("deployment_id")
         if key in known:
@@ -214,9 +220,18 @@ def _write_deployments(change: Change, rows: list[Row]) -> list[int]:
                 f"Deployment {given_id!r} already exists as version {other['version']!r} of model "
                 f"{other['model_id']!r}; nothing was written. Import into an empty registry."
             )
+        elif given_id is not None and given_id in given:
+            model_id, version = given[given_id]
+            raise ConflictError(
+                f"Deployment id {given_id!r} is given twice in this import, for version {version!r} of model "
+                f"{model_id!r} and version {key[1]!r} of model {key[0]!r}; nothing was written. "
+                "Give each deployment its own id, or leave deployment_id out."
+            )
         else:
             known[key] = (given_id, row["sha256"])
             new[key] = {**row, "is_live": False}
+            if given_id is not None:
+                given[given_id] = key
         if row["is_live"]:
             live[key[0]] = key
     explicit = [r for r in new.values() if "deployment_id" in r]

@@ -44,6 +44,31 @@ from lume_services.services.models.validation import (
 )
 from lume_services.services.models.writes import Change, claim_flow, flows_of, row_values
 
+OWNER_REQUIRED = ("model_id", "version", "source", "sha256", "package_import_name")
+OWNER_OPTIONAL = ("is_live", "image", "asset_dir")
+
+
+def _owner_values(deployment: Any) -> Optional[dict[str, Any]]:
+    """The validated deployment row a composite is stored as (None: a composite of no model)."""
+    if deployment is None:
+        return None
+    fields = ", ".join(OWNER_REQUIRED) + " and optionally " + ", ".join(OWNER_OPTIONAL)
+    if not isinstance(deployment, Mapping):
+        raise ValidationError(
+            "deployment",
+            deployment,
+            f"expected None or a mapping of {fields}, got {type(deployment).__name__}",
+        )
+    unknown = set(deployment) - {*OWNER_REQUIRED, *OWNER_OPTIONAL}
+    if unknown:
+        raise ValidationError(
+            "deployment", sorted(unknown, key=repr), f"unknown fields; a deployment takes {fields}"
+        )
+    missing = [f for f in OWNER_REQUIRED if f not in deployment]
+    if missing:
+        raise ValidationError("deployment", missing, f"missing fields; a deployment takes {fields}")
+    return deployment_values(**{"image": None, "is_live": False, **deployment})
+
 
 def _make_live_if(
     change: Change, locked: Any, owner: Optional[Mapping[str, Any]], deployment_id: Any
@@ -226,9 +251,7 @@ class FlowOps(ServiceBase):
         """
         check_values(Flow, dict(flow_id=parent_flow_id, flow_name=flow_name, project_name=project_name))
         steps = normalise_steps(composing_flows)
-        owner = None
-        if deployment is not None:
-            owner = deployment_values(**{"image": None, "is_live": False, **deployment})
+        owner = _owner_values(deployment)
 
         def work(change: Change) -> str:
             session = change.unit

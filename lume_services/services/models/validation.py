@@ -134,13 +134,44 @@ def _check_datetime(field: str, value: Any, consequence: str) -> None:
         ) from None
 
 
+MAX_JSON_DEPTH = 100
+
+
+def _too_deep(value: Any) -> bool:
+    """Nested deeper than MAX_JSON_DEPTH lists and mappings (walked without recursion)."""
+    level = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            v
+            for c in level
+            if isinstance(c, (dict, list, tuple))
+            for v in (c.values() if isinstance(c, dict) else c)
+        ]
+        if not level:
+            return False
+    return True
+
+
 def _check_json(field: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise ValidationError(field, value, f"expected a mapping, got {type(value).__name__}")
+    if _too_deep(value):
+        # Not the value itself: its repr (in the message) would recurse as deeply.
+        raise ValidationError(
+            field, f"<a mapping nested more than {MAX_JSON_DEPTH} levels>",
+            f"is nested more than {MAX_JSON_DEPTH} levels deep; flatten it",
+        )  # fmt: skip
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ValidationError(field, value, f"is not JSON-serialisable ({exc})") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # SQLite and PostgreSQL would store the escape; MariaDB's JSON check refuses it.
+        raise ValidationError(
+            field, value, "contains text that is not valid Unicode (lone surrogate)"
+        ) from None
 
 
 def check_values(table: type[DeclarativeBase], values: Mapping[str, Any]) -> dict[str, Any]:
