@@ -102,6 +102,22 @@ def test_a_servers_own_message_is_its_first_line_without_sql(model_db):
     assert_no_sql(reason)
 
 
+def test_every_driver_error_of_a_unit_of_work_is_ours(model_db):
+    """Not only OperationalError: e.g. PostgreSQL's DataError when model ids run out."""
+    if model_db.dialect != "postgresql":
+        pytest.skip("only PostgreSQL's sequence raises DataError at its end")
+    with model_db.connection(write=True) as conn:
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('model', 'model_id'), 2147483647)"))
+    try:
+        with pytest.raises(DatabaseError, match="Nothing was stored") as info:
+            ModelDBService(model_db).store_model(**model_fields())
+    finally:  # the database is shared by later tests: give the ids back
+        with model_db.connection(write=True) as conn:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('model', 'model_id'), 1, false)"))
+    assert not info.value.outcome_unknown
+    assert_no_sql(str(info.value))
+
+
 # --- a connection lost at COMMIT: the outcome is unknown --------------------------
 
 UNKNOWN = (

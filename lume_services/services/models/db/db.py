@@ -25,7 +25,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lume_services.errors import (
@@ -291,7 +291,7 @@ class ModelDB:
                 if committing:
                     raise self._commit_failed(operation, exc, write=write) from None
                 if not self._is_retryable(exc) or time.monotonic() > deadline:
-                    if isinstance(exc, OperationalError) and not self._is_retryable(exc):
+                    if not isinstance(exc, IntegrityError):  # those become domain errors upstream
                         nothing = "Nothing was stored." if write else ""
                         raise DatabaseError(operation, self._reason(exc), consequence=nothing) from None
                     raise
