@@ -10,6 +10,7 @@ records its rows last, after installing and registering).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional
 
+from lume_services.environment.store import remove_tree
 from lume_services.errors import LUMEServicesError
 
 OK, ATTENTION, FIXED, SKIPPED = "ok", "attention", "fixed", "skipped"
@@ -177,7 +179,7 @@ class _Doctor:
 
         def repair() -> None:
             for path in old:
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                remove_tree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
         return self._outcome(
             "temporary files", [str(p) for p in old],
@@ -187,14 +189,19 @@ class _Doctor:
             "removes them.", repair,
         )  # fmt: skip
 
-    def _recorded(self) -> list[Any]:
-        svc = self.ctx.model_db_service()
-        return svc.get_deployments()
+    @functools.cached_property
+    def deployments(self) -> list[Any]:
+        """Every recorded deployment, read once (doctor changes no rows)."""
+        return self.ctx.model_db_service().get_deployments()
+
+    @functools.cached_property
+    def flows(self) -> list[Any]:
+        return self.ctx.model_db_service().get_flows()
 
     def unused_environments(self) -> Finding:
         if (skipped := self._needs_schema("unused environments")) is not None:
             return skipped
-        used = {d.sha256 for d in self._recorded()}
+        used = {d.sha256 for d in self.deployments}
         root = self.envs.root
         ready = [
             p for p in sorted(root.iterdir()) if not p.name.startswith(".") and p.name not in used
@@ -205,7 +212,7 @@ class _Doctor:
         def repair() -> None:
             for path in unused:
                 with self.envs.lock_for(path.name):  # no build of it meanwhile
-                    shutil.rmtree(path, ignore_errors=True)
+                    remove_tree(path)
 
         return self._outcome(
             "unused environments", [str(p) for p in unused],
@@ -219,12 +226,9 @@ class _Doctor:
     def missing_environments(self) -> Finding:
         if (skipped := self._needs_schema("missing environments")) is not None:
             return skipped
-        svc = self.ctx.model_db_service()
-        registered = {
-            f.deployment_id for f in svc.get_flows() if f.deployment_id is not None and not f.composite
-        }
+        registered = {f.deployment_id for f in self.flows if f.deployment_id is not None and not f.composite}
         missing = [
-            d for d in self._recorded() if d.deployment_id in registered and self.envs.get(d.sha256) is None
+            d for d in self.deployments if d.deployment_id in registered and self.envs.get(d.sha256) is None
         ]
         items = [f"deployment {d.deployment_id} (model {d.model_id}, version {d.version})" for d in missing]
 
@@ -267,7 +271,7 @@ class _Doctor:
         if (skipped := self._needs_schema("prefect deployments")) is not None:
             return skipped
         svc = self.ctx.model_db_service()
-        recorded = {f.flow_id for f in svc.get_flows()}
+        recorded = {f.flow_id for f in self.flows}
         cutoff = datetime.now(UTC) - self.min_age
         orphans = [
             d for d in self.scheduling.registry_deployments()
