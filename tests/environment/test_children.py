@@ -15,29 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import alive, gone
 
 from lume_services.environment import children
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = [p for p in pids if alive(p)]
-        if not left:
-            return []
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
 
 
 def kill_all(pids: list[int]) -> None:
@@ -94,7 +76,7 @@ class TestRun:
         child, grandchild = (int(p) for p in (tmp_path / "pids").read_text().split())
         assert not alive(child)
         try:
-            assert wait_gone([grandchild]) == []
+            assert gone([grandchild], 15)
         finally:
             kill_all([grandchild])
 
@@ -109,7 +91,7 @@ class TestRun:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         try:
-            assert wait_gone(family) == [], "the guarded child or its own child outlived the killed parent"
+            assert gone(family, 15), "the guarded child or its own child outlived the killed parent"
         finally:
             kill_all(family)
 
@@ -128,7 +110,7 @@ class TestGuard:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         try:
-            assert wait_gone([pid]) == []
+            assert gone([pid], 15)
         finally:
             kill_all([pid])
 

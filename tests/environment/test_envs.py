@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from environment_helpers import NO_SUCH_PACKAGE
+from procs import gone, mentioning
 
 from lume_services.environment.envs import READY, EnvironmentManager
 from lume_services.environment.runner import describe_flow, run_json
@@ -251,23 +252,11 @@ def _build_slowly(root, settings, uv_bin, home, artifact) -> None:
     EnvironmentManager(root, settings, uv_bin, home).ensure(artifact, [PREFECT])
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def _wait_for_install(root: Path, child) -> tuple[Path, list[int]]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.is_alive():
         for build in root.glob(".build-*"):
-            installers = [p for p in _processes_mentioning(str(build)) if p != child.pid]
+            installers = [p for p in mentioning(str(build)) if p != child.pid]
             if installers and (build / "pyvenv.cfg").exists():
                 return build, installers
         time.sleep(0.01)
@@ -284,10 +273,8 @@ class TestKilledBuild:
         build, installers = _wait_for_install(envs.root, child)
         os.kill(child.pid, signal.SIGKILL)
         child.join(timeout=30)
-        deadline = time.monotonic() + 5  # a copying install of prefect takes longer than that here
-        while time.monotonic() < deadline and _processes_mentioning(str(build)):
-            time.sleep(0.05)
-        assert _processes_mentioning(str(build)) == [], "uv outlived the killed builder"
+        # a copying install of prefect takes longer than 5 s here
+        assert gone(installers, 5) and mentioning(str(build)) == [], "uv outlived the killed builder"
         assert not (build / READY).exists()
         lock = envs.root / ".locks" / f"{my_model.sha256}.lock"
         assert envs.stale() == [build, lock]  # left behind, and nobody holds the lock

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from procs import children_of, gone, mentioning
 
 from lume_services import config
 from lume_services.models import Model
@@ -28,37 +29,6 @@ MODEL = dict(author="Fault Injector", laboratory="slac", facility="lcls", beampa
 CHILD = Path(__file__).with_name("store_child.py")
 # Each pause is the start of a step: the child is killed with everything before it done.
 PAUSES = ["fetch", "inspect", "install", "load flow", "register", "record", "after"]
-
-
-def processes(match) -> list[int]:
-    """Pids of live processes whose /proc entry satisfies ``match(pid_dir)``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and match(entry):
-                found.append(int(entry.name))
-        except (OSError, IndexError):
-            pass
-    return found
-
-
-def mentioning(text: str) -> list[int]:
-    return processes(lambda entry: text.encode() in (entry / "cmdline").read_bytes())
-
-
-def children_of(pid: int) -> list[int]:
-    return processes(lambda entry: (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid))
-
-
-def gone(pids: list[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not processes(lambda entry: int(entry.name) in pids):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Store:

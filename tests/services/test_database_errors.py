@@ -7,6 +7,7 @@ connection, and a server's own error message.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ from lume_services.errors import DatabaseError, driver_reason
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
 from lume_services.services.models.db.schema import Project
 from lume_services.services.models.service import ModelDBService
+
+# Tests of PostgreSQL-only behaviour run on PostgreSQL alone (when it is a selected dialect).
+on_postgresql = pytest.mark.parametrize(
+    "dialect",
+    [d for d in os.environ.get("LUME_TEST_DIALECTS", "postgresql").split(",") if d.strip() == "postgresql"],
+    indirect=True,
+)
 
 SECRET = "hunter2-Secret"
 
@@ -102,10 +110,9 @@ def test_a_servers_own_message_is_its_first_line_without_sql(model_db):
     assert_no_sql(reason)
 
 
+@on_postgresql  # only PostgreSQL's sequence raises DataError at its end
 def test_every_driver_error_of_a_unit_of_work_is_ours(model_db):
     """Not only OperationalError: e.g. PostgreSQL's DataError when model ids run out."""
-    if model_db.dialect != "postgresql":
-        pytest.skip("only PostgreSQL's sequence raises DataError at its end")
     with model_db.connection(write=True) as conn:
         conn.execute(text("SELECT setval(pg_get_serial_sequence('model', 'model_id'), 2147483647)"))
     try:
@@ -255,15 +262,13 @@ class TestLostAtCommit:
         assert (copy.operation, copy.reason) == (info.value.operation, info.value.reason)
 
 
-@pytest.mark.server_only
+@on_postgresql  # a serialization failure raised by COMMIT itself is PostgreSQL's (SSI)
 def test_a_retryable_error_at_commit_is_not_retried(model_db, killer, dialect):
     """PostgreSQL SERIALIZABLE write skew: the second committer fails AT COMMIT with 40001.
 
     40001 is a code transact retries when a statement fails; at COMMIT the
     unit of work must not run again.
     """
-    if dialect != "postgresql":
-        pytest.skip("a serialization failure raised by COMMIT itself is PostgreSQL's (SSI)")
     with model_db.connection() as conn:
         conn.execute(insert(Project), [{"project_name": n, "description": "0"} for n in ("a", "b")])
     calls: list[int] = []
