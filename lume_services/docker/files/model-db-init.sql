@@ -155,3 +155,17 @@ FROM deployment
 WHERE deployment.is_live = true;
 
 UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+
+-- Running upgrade 0003 -> 0004
+
+CREATE TABLE deployment_variables (
+    deployment_id INTEGER NOT NULL, 
+    source_file VARCHAR(1000) NOT NULL, 
+    format VARCHAR(32) NOT NULL, 
+    inputs JSON NOT NULL, 
+    outputs JSON NOT NULL, 
+    CONSTRAINT pk_deployment_variables PRIMARY KEY (deployment_id), 
+    CONSTRAINT fk_deployment_variables_deployment_id_deployment FOREIGN KEY(deployment_id) REFERENCES deployment (deployment_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';

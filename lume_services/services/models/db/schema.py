@@ -26,6 +26,9 @@ only: from each change's time on, its deployment is the model's live one,
 until the next change) and ``live_request`` (requests to change a protected
 model's live deployment, and their approval or rejection).
 
+``deployment_variables`` holds a deployment's inputs and outputs, read from
+its package when it is stored.
+
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
 """
@@ -80,6 +83,8 @@ ENTITY_LENGTH = 32
 ENTITY_ID_LENGTH = 255  # the largest key (a flow id), as text
 REASON_LENGTH = 2000
 STATE_LENGTH = 16
+VARIABLES_FILE_LENGTH = 1000  # archive member a deployment's variables were read from
+VARIABLES_FORMAT_LENGTH = 32
 
 
 MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -182,6 +187,27 @@ class Deployment(Base):
     flow: Mapped[Optional[Flow]] = relationship(
         back_populates="deployment", lazy="raise", uselist=False, passive_deletes=True
     )
+
+
+class DeploymentVariables(Base):
+    """A deployment's input and output variables, as read from its package (no row: none declared).
+
+    ``source_file`` is the archive member they were read from and ``format``
+    its dialect (``lume-model-1``, ``lume-model-2``, ``lume-base``);
+    ``inputs`` / ``outputs`` are lists of variables in file order. Written
+    with its deployment, never changed, deleted with it.
+    """
+
+    __tablename__ = "deployment_variables"
+    __table_args__ = (MYSQL_TABLE,)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployment.deployment_id", ondelete="CASCADE", onupdate="CASCADE"), primary_key=True
+    )
+    source_file: Mapped[str] = mapped_column(String(VARIABLES_FILE_LENGTH), nullable=False)
+    format: Mapped[str] = mapped_column(String(VARIABLES_FORMAT_LENGTH), nullable=False)
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
 
 
 class Project(Base):
