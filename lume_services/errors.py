@@ -24,6 +24,7 @@ attributes. Secrets are never part of a message.
     │   ├── DeploymentConflictError
     │   ├── LiveDeploymentChangedError
     │   ├── LiveRequestClosedError
+    │   ├── VariablesConflictError
     │   └── InUseError
     ├── PermissionDeniedError
     │   ├── ApprovalRequiredError
@@ -41,7 +42,8 @@ attributes. Secrets are never part of a message.
     │   ├── ChecksumMismatchError
     │   ├── UnsafeArchiveError
     │   ├── PackageInspectionError
-    │   │   └── NoFlowFoundInPackageError
+    │   │   ├── NoFlowFoundInPackageError
+    │   │   └── VariablesFileError
     │   ├── InstallError
     │   ├── FlowLoadError
     │   └── MissingEnvironmentYamlError
@@ -151,6 +153,18 @@ class DeploymentNotRegisteredError(NotFoundError):
 
 class ConflictError(LUMEServicesError):
     """A write contradicts what is already stored; nothing was written."""
+
+
+class VariablesConflictError(ConflictError):
+    """Other variables for a deployment that has some (they come from its archive and never change)."""
+
+    def __init__(self, deployment_id: int, stored_file: str, given_file: str) -> None:
+        self.deployment_id, self.stored_file, self.given_file = deployment_id, stored_file, given_file
+        super().__init__(
+            f"Deployment {deployment_id!r} already has other variables (read from {stored_file!r}; "
+            f"given: {given_file!r}); a deployment's variables come from its archive and never change. "
+            "Nothing was written."
+        )
 
 
 class AlreadyExistsError(ConflictError):
@@ -468,6 +482,22 @@ class PackageInspectionError(EnvironmentResolutionError):
     def __init__(self, archive: str, problem: str) -> None:
         self.archive = archive
         super().__init__(f"Package {archive!r} cannot be registered: {problem}.")
+
+
+class VariablesFileError(PackageInspectionError):
+    """A package's variables file cannot be read: which file, where, which variable, what is wrong."""
+
+    def __init__(
+        self, archive: str, member: str, problem: str, *, line: Any = None, variable: Any = None
+    ) -> None:
+        self.member, self.problem, self.line, self.variable = member, problem, line, variable
+        where = ", ".join(
+            part for part in (f"line {line}" if line else "", f"variable {variable!r}" if variable else "") if part
+        )
+        PackageInspectionError.__init__(
+            self, archive, f"its variables file {member!r}{f' ({where})' if where else ''}: {problem}; "
+            "fix the file and build the package again",
+        )  # fmt: skip
 
 
 class NoFlowFoundInPackageError(PackageInspectionError):

@@ -62,8 +62,13 @@ def write_project(
     image_module: Optional[str] = None,
     container_url: Optional[str] = None,
     flow_source: Optional[str] = None,
+    files: Optional[dict[str, str]] = None,
 ) -> Path:
-    """Write a project directory; ``backend`` is hatchling, setuptools or legacy (setup.py only)."""
+    """Write a project directory; ``backend`` is hatchling, setuptools or legacy (setup.py only).
+
+    ``files`` are more files of the import package (path relative to it: text),
+    e.g. ``{"variables.yml": ...}``.
+    """
     project = root / f"{dist}-{version}-{backend}"
     src = project / package
     src.mkdir(parents=True, exist_ok=True)
@@ -72,6 +77,9 @@ def write_project(
     (src / "model.py").write_text(MODEL_MODULE)
     if image_module is not None:
         (src / "_image.py").write_text(image_module)
+    for relative, text in (files or {}).items():
+        (src / relative).parent.mkdir(parents=True, exist_ok=True)
+        (src / relative).write_text(text)
     eps = (
         entry_points
         if entry_points is not None

@@ -20,6 +20,7 @@ from lume_services.cli.output import (
     print_json,
     print_next_page,
     print_table,
+    render_table,
 )
 
 if TYPE_CHECKING:
@@ -98,8 +99,20 @@ def show_deployment(deployment_id: int, as_json: bool) -> None:
             ("Project", project.project_name if project else None),
             *([("Steps", " -> ".join(f"{s.position}. {s.flow.flow_name}" for s in loaded.flow_of_flows))]
               if loaded.flow_of_flows else []),
+            ("Variables", _variables_summary(loaded.variables)),
         ]
     )  # fmt: skip
+    if loaded.variables.declared:
+        from lume_services.cli.variables import variable_rows
+
+        click.echo(render_table(["Direction", "Name", "Kind", "Default", "Range", "Unit", "Read-only"],
+                                variable_rows(loaded.variables)))  # fmt: skip
+
+
+def _variables_summary(variables: Any) -> str:
+    if not variables.declared:
+        return "(none declared)"
+    return f"{len(variables.inputs)} input(s), {len(variables.outputs)} output(s) from {variables.source_file}"
 
 
 def _live_of(service: ModelDBService, model_id: int) -> Optional[DeploymentRecord]:

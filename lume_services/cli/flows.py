@@ -61,14 +61,26 @@ def compose_command(
 @click.argument("flow_id")
 @click.option("--parameters", "parameters_json", default="{}", help="JSON object of parameters.")
 @click.option("--timeout", type=float, default=None, help="Cancel the run after this many seconds.")
+@click.option(
+    "--validate", type=click.Choice(["error", "warn", "none"]), default="error", show_default=True,
+    help="Inputs outside their variables' ranges: refuse the run, log a warning, or do not check variables.",
+)  # fmt: skip
 @handle_errors
-def run_command(flow_id: str, parameters_json: str, timeout: Optional[float]) -> None:
-    """Run FLOW_ID (a flow or a flow of flows), wait, and print its result as JSON."""
+def run_command(flow_id: str, parameters_json: str, timeout: Optional[float], validate: str) -> None:
+    """Run FLOW_ID (a flow or a flow of flows), wait, and print its result as JSON.
+
+    Parameters named like the deployment's input variables are checked
+    against them first (kind, range, constants); nothing is submitted when
+    one is refused.
+    """
     try:
         parameters = json.loads(parameters_json)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--parameters") from None
     from lume_services.config import configure
+    from lume_services.models.inputs import check_flow_inputs
 
-    result = configure().scheduling_service().run_and_return(flow_id, parameters, timeout=timeout)
+    context = configure()
+    check_flow_inputs(context.model_db_service(), flow_id, parameters, validate)
+    result = context.scheduling_service().run_and_return(flow_id, parameters, timeout=timeout)
     print_json(result)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 
 from lume_services import __version__
-from lume_services.cli import db, deployments, doctor, flows, history, models, projects, transfer, worker
+from lume_services.cli import (
+    db,
+    deployments,
+    doctor,
+    flows,
+    history,
+    models,
+    projects,
+    transfer,
+    variables,
+    worker,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +34,8 @@ cli.add_command(db.db)
 cli.add_command(models.models)
 cli.add_command(projects.projects)
 cli.add_command(deployments.deployments)
+deployments.deployments.add_command(variables.variables_command)
+deployments.deployments.add_command(variables.check_mapping_command)
 cli.add_command(history.requests)
 cli.add_command(history.live)
 cli.add_command(history.audit)

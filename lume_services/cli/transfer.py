@@ -31,7 +31,7 @@ from lume_services.cli.output import (
 from lume_services.errors import LUMEServicesError, ValidationError
 
 MAX_BATCH = 5000  # bulk.MAX_BATCH, repeated so that --help needs no SQLAlchemy
-KINDS = ("header", "project", "model", "deployment", "flow", "flow_of_flows")
+KINDS = ("header", "project", "model", "deployment", "deployment_variables", "flow", "flow_of_flows")
 
 batch_option = click.option(
     "--batch-size",

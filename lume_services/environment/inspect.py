@@ -3,7 +3,8 @@
 Wheels, setuptools sdists (pyproject or legacy ``setup.py``, entry points in
 ``*.egg-info/entry_points.txt``) and hatchling/flit/pdm sdists (entry points
 only in ``pyproject.toml``) are understood. Only a few small members are read
-(each at most 1 MiB), the uncompressed total and the member count are capped
+(each at most 1 MiB; YAML and JSON files only when they could hold the
+package's variables, see lume_services.variables.locate), the uncompressed total and the member count are capped
 so a decompression bomb is refused quickly, and members that could escape an
 extraction directory (``..``, absolute names, links, devices) are refused.
 """
@@ -36,8 +37,12 @@ from packaging.version import InvalidVersion, Version
 
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.errors import NoFlowFoundInPackageError, PackageInspectionError, UnsafeArchiveError
+from lume_services.variables import NO_VARIABLES, Variables
+from lume_services.variables.formats import looks_like_variables
+from lume_services.variables.locate import candidate, find_variables, named
 
 MEMBER_CAP = 1024 * 1024
+MAX_DEPTH = 12  # directories deep a variables file may sit
 ENTRY_POINT_GROUP = "orchestration"
 _IMPORT_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _IMAGE_REF = re.compile(
@@ -65,6 +70,7 @@ class PackageInfo:
     flow: EntryPointRef
     model: Optional[EntryPointRef]
     image: Optional[str]
+    variables: Variables = NO_VARIABLES
 
     @property
     def import_name(self) -> str:
@@ -144,7 +150,7 @@ def _wanted(rel: PurePosixPath) -> bool:
         return True
     if rel.name == "entry_points.txt" and len(parts) <= 3:
         return parts[-2].endswith((".egg-info", ".dist-info"))
-    return rel.name == "_image.py" and len(parts) <= 3
+    return (rel.name == "_image.py" and len(parts) <= 3) or (candidate(rel.name) and len(parts) <= MAX_DEPTH)
 
 
 def _check_name(archive: str, name: str) -> PurePosixPath:
@@ -202,11 +208,16 @@ def _read_zip(path: Path, settings: EnvironmentSettings, *, wheel: bool) -> dict
 
 
 def _keep(texts: dict[str, str], archive: str, name: str, size: int, opener: Any) -> None:
+    maybe_variables = candidate(name)  # kept only if it could be a variables file
     if size > MEMBER_CAP:
+        if maybe_variables and not named(name):
+            return  # a large data file of the package, not a variables file
         raise PackageInspectionError(archive, f"its {name!r} is larger than {MEMBER_CAP} bytes")
     with opener() as fh:
         data = fh.read(MEMBER_CAP + 1)
-    texts[name] = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    if not maybe_variables or named(name) or looks_like_variables(text):
+        texts[name] = text
 
 
 def _strip_root(texts: dict[str, str]) -> dict[str, str]:
@@ -250,7 +261,7 @@ def _describe(filename: str, kind: str, texts: dict[str, str]) -> PackageInfo:
     return PackageInfo(
         filename=filename, kind=kind, name=name, version=version,
         requires_python=raw.get("requires_python"), requires_dist=tuple(raw.get("requires_dist") or ()),
-        flow=flow, model=model, image=image,
+        flow=flow, model=model, image=image, variables=find_variables(filename, texts, import_name),
     )  # fmt: skip
 
 

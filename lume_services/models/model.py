@@ -184,7 +184,7 @@ class Model:
         assert self.deployment is not None
         return self.deployment.deployment
 
-    def run(self, parameters: Optional[dict[str, Any]] = None) -> str:
+    def run(self, parameters: Optional[dict[str, Any]] = None, *, validate: str = "error") -> str:
         """Submit a run of the loaded deployment's flow (the latest when none is loaded).
 
         Returns the Prefect flow run id at once. Without a Prefect server
@@ -192,8 +192,13 @@ class Model:
         must stay alive until it finishes (use run_and_return to wait).
         For a flow of flows, ``parameters`` maps a step's flow name to that
         step's parameters.
+
+        Parameters named like the deployment's input variables are checked
+        against them first (kind, range, constants); ``validate="warn"``
+        logs range violations instead of refusing them, ``"none"`` skips
+        the check. A refused run raises ValidationError and nothing is submitted.
         """
-        flow_id, params = self._flow_parameters(parameters)
+        flow_id, params = self._flow_parameters(parameters, validate)
         return self._scheduling().run(flow_id, params)
 
     def run_and_return(
@@ -201,26 +206,39 @@ class Model:
         parameters: Optional[dict[str, Any]] = None,
         task_name: Optional[str] = None,
         timeout: Optional[float] = None,
+        *,
+        validate: str = "error",
     ) -> Any:
         """Run the flow, wait for it, and return its result (or task ``task_name``'s).
 
         A run still going after ``timeout`` seconds is cancelled and
         RunTimeoutError raised; a failed run raises FlowFailedError. A flow
         of flows returns ``{"result": <last step's result>, "steps": {<flow
-        name>: <result>}}``.
+        name>: <result>}}``. Inputs are checked as by :meth:`run`.
         """
-        flow_id, params = self._flow_parameters(parameters)
+        flow_id, params = self._flow_parameters(parameters, validate)
         return self._scheduling().run_and_return(flow_id, params, task_name=task_name, timeout=timeout)
 
-    def _flow_parameters(self, parameters: Optional[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-        """The Prefect deployment to run and its parameters (a composite takes them per step)."""
+    def _flow_parameters(
+        self, parameters: Optional[dict[str, Any]], validate: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The Prefect deployment to run and its parameters (a composite takes them per step), checked."""
+        from lume_services.models.inputs import check_step_inputs
+        from lume_services.variables.checks import check_inputs, check_mode
+
+        check_mode(validate)
         if self.deployment is None:
             self.load_deployment()
         assert self.deployment is not None
         flow = self.deployment.flow
         if flow is None:
             raise DeploymentNotRegisteredError(self.model_id, self.deployment.deployment.deployment_id)
-        return flow.flow_id, {"parameters": parameters or {}} if flow.composite else parameters or {}
+        parameters = parameters or {}
+        if not flow.composite:
+            check_inputs(self.deployment.variables, parameters, validate=validate)
+            return flow.flow_id, parameters
+        check_step_inputs(self.model_db_service, self.deployment.flow_of_flows, parameters, validate)
+        return flow.flow_id, {"parameters": parameters}
 
     def _scheduling(self) -> Any:
         from lume_services import config

@@ -193,6 +193,6 @@ def _record(
         deployment_id, _ = svc.store_deployment_with_flow(
             model_id=reg.model_id, version=info.version, source=recorded_source, sha256=artifact.sha256,
             package_import_name=info.import_name, image=reg.image, is_live=is_live,
-            flow_id=flow_id, flow_name=reg.flow_name, project_name=reg.project_name,
+            flow_id=flow_id, flow_name=reg.flow_name, project_name=reg.project_name, variables=info.variables,
         )  # fmt: skip
     return deployment_id

@@ -1,7 +1,7 @@
 """Bulk import and export: many rows per transaction, validated like single stores.
 
 Records are plain mappings with a ``kind`` (``header``, ``project``,
-``model``, ``deployment``, ``flow``, ``flow_of_flows``) and the fields of
+``model``, ``deployment``, ``deployment_variables``, ``flow``, ``flow_of_flows``) and the fields of
 that kind, as :meth:`BulkOps.export_records` writes them. Ids and
 timestamps are optional on import: given, they are kept (an export imported
 into an empty registry reproduces it exactly); left out, they are assigned
@@ -34,19 +34,30 @@ from sqlalchemy.orm import Session
 from lume_services.errors import ValidationError
 from lume_services.services.models.bulk_writes import WRITERS
 from lume_services.services.models.db.revision import SCHEMA_REVISION
-from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project, utcnow
-from lume_services.services.models.queries import MODEL_FIELDS, normalise_steps
+from lume_services.services.models.db.schema import (
+    Deployment,
+    DeploymentVariables,
+    Flow,
+    FlowOfFlows,
+    Model,
+    Project,
+    utcnow,
+)
+from lume_services.services.models.queries import MODEL_FIELDS, normalise_steps, variables_values
 from lume_services.services.models.unit_of_work import ServiceBase
 from lume_services.services.models.validation import check_value, check_values, normalize_sha256
 from lume_services.services.models.writes import Change
+from lume_services.variables import Variables
+from lume_services.variables.types import KINDS as VARIABLE_KINDS
 
 __all__ = ["BulkOps", "EXPORT_FORMAT", "EXPORT_VERSION", "KINDS"]
 
 EXPORT_FORMAT = "lume-services-registry"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2 added deployment_variables records; version 1 files are read too
+READ_VERSIONS = (1, 2)
 DEFAULT_BATCH = 1000
 MAX_BATCH = 5000  # 5 identity fields per model stay below every driver's parameter limit
-KINDS = ("header", "project", "model", "deployment", "flow", "flow_of_flows")
+KINDS = ("header", "project", "model", "deployment", "deployment_variables", "flow", "flow_of_flows")
 FIELDS: dict[str, tuple[str, ...]] = {
     "header": ("format", "version", "schema_revision", "exported_at", "counts"),
     "project": ("project_name", "description"),
@@ -63,6 +74,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "image",
         "is_live",
     ),
+    "deployment_variables": ("deployment_id", "source_file", "format", "inputs", "outputs"),
     "flow": ("flow_id", "flow_name", "project_name", "deployment_id"),
     "flow_of_flows": ("parent_flow_id", "flow_name", "project_name", "deployment_id", "composing_flows"),
 }
@@ -128,7 +140,7 @@ class BulkOps(ServiceBase):
                 "exported_at": datetime.now(UTC).isoformat(),
                 "counts": counts,
             }
-            for kind in ("project", "model", "deployment", "flow"):
+            for kind in ("project", "model", "deployment", "deployment_variables", "flow"):
                 yield from _export_table(session, kind, batch_size)
             yield from _export_compositions(session)
 
@@ -260,11 +272,11 @@ def _timestamp(row: Row, record: Mapping[str, Any], field: str) -> None:
 
 
 def _header(record: Mapping[str, Any]) -> Row:
-    if record.get("format") != EXPORT_FORMAT or record.get("version") != EXPORT_VERSION:
+    if record.get("format") != EXPORT_FORMAT or record.get("version") not in READ_VERSIONS:
         raise ValidationError(
             "header",
             {"format": record.get("format"), "version": record.get("version")},
-            f"this lume-services reads format {EXPORT_FORMAT!r} version {EXPORT_VERSION}",
+            f"this lume-services reads format {EXPORT_FORMAT!r} versions {READ_VERSIONS[0]} to {READ_VERSIONS[-1]}",
         )
     return {}
 
@@ -289,6 +301,26 @@ def _deployment(record: Mapping[str, Any]) -> Row:
     _optional(row, record, Deployment, "deployment_id")
     _timestamp(row, record, "deploy_date")
     return row
+
+
+def _deployment_variables(record: Mapping[str, Any]) -> Row:
+    """A deployment's variables as exported (the stored JSON form), checked like a package's."""
+    try:
+        variables = Variables.from_stored({f: record.get(f) for f in FIELDS["deployment_variables"]})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError(
+            "variables", {f: record.get(f) for f in ("source_file", "format")},
+            f"inputs and outputs must be lists of variables with a name and a kind ({type(exc).__name__})",
+        ) from None  # fmt: skip
+    for variable in [*variables.inputs.values(), *variables.outputs.values()]:
+        if variable.kind not in VARIABLE_KINDS:
+            raise ValidationError("kind", variable.kind, f"variable {variable.name!r}: expected one of {VARIABLE_KINDS}")
+        if variable.range is not None and variable.range[0] > variable.range[1]:
+            raise ValidationError("range", list(variable.range), f"variable {variable.name!r}: its min is above its max")
+    row = variables_values(variables)
+    if row is None:
+        raise ValidationError("source_file", None, "a value is required")
+    return {**row, "deployment_id": check_value(Deployment, "deployment_id", record.get("deployment_id"))}
 
 
 def _flow(record: Mapping[str, Any]) -> Row:
@@ -333,6 +365,7 @@ VALIDATORS: dict[str, Callable[[Mapping[str, Any]], Row]] = {
     "project": _project,
     "model": _model,
     "deployment": _deployment,
+    "deployment_variables": _deployment_variables,
     "flow": _flow,
     "flow_of_flows": _flow_of_flows,
 }
@@ -344,6 +377,7 @@ EXPORTED = {
     "project": Project.__table__,
     "model": Model.__table__,
     "deployment": Deployment.__table__,
+    "deployment_variables": DeploymentVariables.__table__,
     "flow": Flow.__table__,
 }
 # How many records of each kind an export writes (one per line after the header).

@@ -29,8 +29,16 @@ from lume_services.errors import (
     FlowNotFoundError,
     ProjectAlreadyExistsError,
     ProjectNotFoundError,
+    VariablesConflictError,
 )
-from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project
+from lume_services.services.models.db.schema import (
+    Deployment,
+    DeploymentVariables,
+    Flow,
+    FlowOfFlows,
+    Model,
+    Project,
+)
 from lume_services.services.models.queries import MODEL_FIELDS, same_composition
 from lume_services.services.models.validation import MAX_INT
 from lume_services.services.models.writes import Change, LiveMove, claim_flow, flows_of
@@ -284,6 +292,24 @@ def _owned_deployments(change: Change, deployments: set[int]) -> dict[int, str]:
     return flows_of(change, deployments)
 
 
+def _write_variables(change: Change, rows: list[Row]) -> list[int]:
+    """Variables of existing deployments: a deployment's identical variables again are kept."""
+    session = change.unit
+    ids = [r["deployment_id"] for r in rows]
+    _owned_deployments(change, set(ids))
+    stored = _existing(session, DeploymentVariables, DeploymentVariables.deployment_id, ids)
+    new: dict[int, Row] = {}
+    for row in rows:
+        before = stored.get(row["deployment_id"]) or new.get(row["deployment_id"])
+        if before is not None and before != row:
+            raise VariablesConflictError(row["deployment_id"], before["source_file"], row["source_file"])
+        if before is None:
+            new[row["deployment_id"]] = row
+    if new:
+        session.execute(insert(DeploymentVariables.__table__), list(new.values()))
+    return ids
+
+
 def _write_flows(change: Change, rows: list[Row]) -> list[str]:
     session = change.unit
     _require(session, Project.project_name, {r["project_name"] for r in rows}, ProjectNotFoundError)
@@ -377,6 +403,7 @@ WRITERS: dict[str, Callable[[Change, list[Row]], list[Any]]] = {
     "project": _write_projects,
     "model": _write_models,
     "deployment": _write_deployments,
+    "deployment_variables": _write_variables,
     "flow": _write_flows,
     "flow_of_flows": _write_compositions,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from sqlalchemy import bindparam, delete, select, update
@@ -12,7 +13,7 @@ from lume_services.errors import (
     DeploymentNotFoundError,
     InUseError,
 )
-from lume_services.services.models.db.schema import Deployment, Flow, Model, Project
+from lume_services.services.models.db.schema import Deployment, DeploymentVariables, Flow, Model, Project
 from lume_services.services.models.queries import (
     composition_steps,
     deployment_values,
@@ -22,11 +23,13 @@ from lume_services.services.models.queries import (
     flows_used_in_compositions,
     insert_flow,
     insert_unless_exists,
+    insert_variables,
     make_page,
     newest_first,
     record_deployment_created,
     require_project,
     upsert_deployment,
+    variables_values,
 )
 from lume_services.services.models.records import (
     DeploymentRecord,
@@ -43,6 +46,7 @@ from lume_services.services.models.validation import (
     check_values,
 )
 from lume_services.services.models.writes import Change, row_values
+from lume_services.variables import Variables
 
 DEPLOYMENTS = Deployment.__table__
 OLDEST_FIRST = ("deploy_date", "deployment_id")
@@ -82,6 +86,7 @@ class DeploymentOps(ServiceBase):
         image: Optional[str] = None,
         is_live: bool = False,
         asset_dir: Optional[str] = None,
+        variables: Optional[Variables] = None,
     ) -> int:
         """Record a released version of a model and return its deployment_id.
 
@@ -90,16 +95,19 @@ class DeploymentOps(ServiceBase):
         raises :class:`DeploymentConflictError`. Making a deployment live
         demotes the model's previous live deployment in the same transaction;
         on a protected model it raises ApprovalRequiredError (store it with
-        ``is_live=False`` and ``request_live`` it).
+        ``is_live=False`` and ``request_live`` it). ``variables`` (what its
+        package declares, see :mod:`lume_services.variables`) are stored with
+        a new deployment.
         """
         values = deployment_values(
             model_id=model_id, version=version, source=source, sha256=sha256, image=image,
             package_import_name=package_import_name, is_live=is_live, asset_dir=asset_dir,
         )  # fmt: skip
+        declared = variables_values(variables)
 
         def work(change: Change) -> int:
             locked = change.lock_model(model_id)
-            deployment_id = upsert_deployment(change, values)
+            deployment_id = upsert_deployment(change, values, declared)
             if is_live:
                 change.make_live(locked, deployment_id, version)
             return deployment_id
@@ -112,6 +120,7 @@ class DeploymentOps(ServiceBase):
             new_id = insert_unless_exists(change.unit, DEPLOYMENTS, row)
             if new_id is not None:
                 record_deployment_created(change, new_id, row)
+                insert_variables(change, new_id, declared)
             return new_id
 
         if not is_live:
@@ -137,22 +146,24 @@ class DeploymentOps(ServiceBase):
         image: Optional[str] = None,
         is_live: bool = False,
         asset_dir: Optional[str] = None,
+        variables: Optional[Variables] = None,
     ) -> tuple[int, str]:
-        """Store a deployment and its registered flow in one transaction.
+        """Store a deployment, its variables and its registered flow in one transaction.
 
-        Both rows are written or neither is. Returns ``(deployment_id,
+        All rows are written or none is. Returns ``(deployment_id,
         flow_id)``; an identical existing pair is returned as it is.
         """
         values = deployment_values(
             model_id=model_id, version=version, source=source, sha256=sha256, image=image,
             package_import_name=package_import_name, is_live=is_live, asset_dir=asset_dir,
         )  # fmt: skip
+        declared = variables_values(variables)
         flow = check_values(Flow, dict(flow_id=flow_id, flow_name=flow_name, project_name=project_name))
 
         def work(change: Change) -> tuple[int, str]:
             require_project(change, project_name)
             locked = change.lock_model(model_id)
-            deployment_id = upsert_deployment(change, values)
+            deployment_id = upsert_deployment(change, values, declared)
             insert_flow(change, {**flow, "deployment_id": deployment_id}, model_id=model_id)
             if is_live:
                 change.make_live(locked, deployment_id, version)
@@ -204,16 +215,17 @@ class DeploymentOps(ServiceBase):
         return make_page(rows, limit, lambda r: r.deployment_id)
 
     def load_deployment(self, *, model_id: int, deployment_id: Optional[int] = None) -> LoadedDeployment:
-        """A deployment of a model with its flow and project, in one statement.
+        """A deployment of a model with its flow, project and variables, in one statement.
 
         ``deployment_id=None`` loads the model's latest deployment. A flow
         of flows also gets its steps (one more statement).
         """
         check_value(Model, "model_id", model_id, as_filter=True)
         stmt = (
-            select(Deployment, Flow, Project)
+            select(Deployment, Flow, Project, DeploymentVariables)
             .outerjoin(Flow, Flow.deployment_id == Deployment.deployment_id)
             .outerjoin(Project, Project.project_name == Flow.project_name)
+            .outerjoin(DeploymentVariables, DeploymentVariables.deployment_id == Deployment.deployment_id)
             .where(Deployment.model_id == model_id)
             .order_by(*newest_first())
             .limit(1)
@@ -226,13 +238,14 @@ class DeploymentOps(ServiceBase):
             row = session.execute(stmt).first()
             if row is None:
                 return None
-            dep, flow, project = row
+            dep, flow, project, variables = row
             steps = composition_steps(session, flow.flow_id) if flow is not None and flow.composite else []
             return LoadedDeployment(
                 deployment=DeploymentRecord.model_validate(dep),
                 flow=FlowRecord.model_validate(flow) if flow is not None else None,
                 project=ProjectRecord.model_validate(project) if project is not None else None,
                 flow_of_flows=steps,
+                variables=Variables.from_stored(variables),
             )
 
         loaded = self._read("load_deployment", work)
@@ -242,6 +255,35 @@ class DeploymentOps(ServiceBase):
                 query["deployment_id"] = deployment_id
             raise DeploymentNotFoundError(query)
         return loaded
+
+    def get_variables(self, deployment_id: int) -> Variables:
+        """The inputs and outputs deployment ``deployment_id``'s package declares (one statement)."""
+        return self.get_variables_of([deployment_id])[deployment_id]
+
+    def get_variables_of(self, deployment_ids: Iterable[int]) -> dict[int, Variables]:
+        """{deployment_id: its variables} for these deployments, in one statement (a missing one raises)."""
+        wanted = {check_value(Deployment, "deployment_id", d, as_filter=True) for d in deployment_ids}
+        stmt = (
+            select(
+                Deployment.deployment_id, DeploymentVariables.source_file, DeploymentVariables.format,
+                DeploymentVariables.inputs, DeploymentVariables.outputs,
+            )
+            .outerjoin(DeploymentVariables, DeploymentVariables.deployment_id == Deployment.deployment_id)
+            .where(Deployment.deployment_id.in_(wanted))
+        )
+
+        def work(session: Any) -> dict[int, Variables]:
+            rows = session.execute(stmt).mappings()
+            return {
+                row["deployment_id"]: Variables.from_stored(row if row["source_file"] is not None else None)
+                for row in rows
+            }
+
+        found = self._read("get_variables", work, core=True) if wanted else {}
+        missing = sorted(wanted - set(found))
+        if missing:
+            raise DeploymentNotFoundError({"deployment_id": missing[0]})
+        return found
 
     def update_deployment(
         self,

@@ -17,7 +17,14 @@ from lume_services.errors import (
     ProjectNotFoundError,
     ValidationError,
 )
-from lume_services.services.models.db.schema import Deployment, Flow, FlowOfFlows, Model, Project
+from lume_services.services.models.db.schema import (
+    Deployment,
+    DeploymentVariables,
+    Flow,
+    FlowOfFlows,
+    Model,
+    Project,
+)
 from lume_services.services.models.records import (
     DeploymentRecord,
     FlowOfFlowsRecord,
@@ -31,6 +38,7 @@ from lume_services.services.models.validation import (
     normalize_sha256,
 )
 from lume_services.services.models.writes import Change, claim_flow, flows_of
+from lume_services.variables import Variables
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,18 +229,32 @@ def deployment_values(*, sha256: str, **fields: Any) -> dict[str, Any]:
     return values
 
 
-_DEPLOYMENTS, _FLOWS = Deployment.__table__, Flow.__table__
+_DEPLOYMENTS, _FLOWS, _VARIABLES = Deployment.__table__, Flow.__table__, DeploymentVariables.__table__
 _VERSION = select(_DEPLOYMENTS.c.deployment_id, _DEPLOYMENTS.c.sha256).where(
     _DEPLOYMENTS.c.model_id == bindparam("_model_id"), _DEPLOYMENTS.c.version == bindparam("_version")
 )
 _FLOW = select(_FLOWS).where(_FLOWS.c.flow_id == bindparam("_flow_id"))
 
 
-def upsert_deployment(change: Change, values: Mapping[str, Any]) -> int:
-    """Insert a deployment (not live), or find the identical one; the model must be locked.
+def variables_values(variables: Any) -> Optional[dict[str, Any]]:
+    """A deployment_variables row's values (without deployment_id), validated; None when none are declared."""
+    if variables is None:
+        return None
+    if not isinstance(variables, Variables):
+        raise ValidationError(
+            "variables", variables, "expected a lume_services.variables.Variables (as a package's inspection gives) or None"
+        )
+    return check_values(DeploymentVariables, variables.stored()) if variables.declared else None
 
-    The same version with another sha256 raises DeploymentConflictError.
-    Making it live is the caller's next step (``change.make_live``).
+
+def upsert_deployment(
+    change: Change, values: Mapping[str, Any], variables: Optional[Mapping[str, Any]] = None
+) -> int:
+    """Insert a deployment (not live) with its variables, or find the identical one; the model must be locked.
+
+    The same version with another sha256 raises DeploymentConflictError (the
+    same sha256 has the same variables). Making it live is the caller's next
+    step (``change.make_live``).
     """
     model_id, version = values["model_id"], values["version"]
     existing = change.execute(_VERSION, {"_model_id": model_id, "_version": version}).first()
@@ -243,7 +265,14 @@ def upsert_deployment(change: Change, values: Mapping[str, Any]) -> int:
     row = {**values, "is_live": False, "deploy_date": change.now}
     deployment_id = change.execute(insert(_DEPLOYMENTS), row).inserted_primary_key[0]
     record_deployment_created(change, deployment_id, row)
+    insert_variables(change, deployment_id, variables)
     return deployment_id
+
+
+def insert_variables(change: Change, deployment_id: int, variables: Optional[Mapping[str, Any]]) -> None:
+    """The new deployment's variables row (``variables_values``; None: its package declares none)."""
+    if variables is not None:
+        change.execute(insert(_VARIABLES), {"deployment_id": deployment_id, **variables})
 
 
 def record_deployment_created(change: Change, deployment_id: int, row: Mapping[str, Any]) -> None:

@@ -11,6 +11,8 @@ from typing import Any, Generic, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from lume_services.variables import NO_VARIABLES, Variables
+
 T = TypeVar("T")
 
 
@@ -75,16 +77,19 @@ class FlowOfFlowsRecord(Record):
 
 
 class LoadedDeployment(Record):
-    """A deployment with its flow and project (None until registered).
+    """A deployment with its flow and project (None until registered) and its variables.
 
     For a flow of flows (``flow.composite``), ``flow_of_flows`` holds its
-    steps in position order; otherwise it is empty.
+    steps in position order; otherwise it is empty. ``variables`` are the
+    inputs and outputs its package declares (none declared: empty, with
+    ``variables.declared`` false).
     """
 
     deployment: DeploymentRecord
     flow: Optional[FlowRecord]
     project: Optional[ProjectRecord]
     flow_of_flows: list[FlowOfFlowsRecord] = []
+    variables: Variables = NO_VARIABLES
 
 
 class ModelWithLive(Record):

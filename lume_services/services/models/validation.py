@@ -74,7 +74,7 @@ def check_value(table: type[DeclarativeBase], field: str, value: Any, *, as_filt
     elif isinstance(col_type, JSON):
         if as_filter:
             raise ValidationError(field, value, "a JSON field cannot be used as a filter", consequence)
-        _check_json(field, value)
+        _check_json(field, value, list if column.info.get("json") == "list" else dict)
     elif isinstance(col_type, String):
         max_length = 0 if as_filter else _length(col_type)
         _check_text(field, value, max_length, allow_empty=as_filter, consequence=consequence)
@@ -152,9 +152,11 @@ def _too_deep(value: Any) -> bool:
     return True
 
 
-def _check_json(field: str, value: Any) -> None:
-    if not isinstance(value, dict):
-        raise ValidationError(field, value, f"expected a mapping, got {type(value).__name__}")
+def _check_json(field: str, value: Any, container: type = dict) -> None:
+    """A JSON value of the column's container type (``info={"json": "list"}``: a list; else a mapping)."""
+    if not isinstance(value, container):
+        expected = "a list" if container is list else "a mapping"
+        raise ValidationError(field, value, f"expected {expected}, got {type(value).__name__}")
     if _too_deep(value):
         # Not the value itself: its repr (in the message) would recurse as deeply.
         raise ValidationError(

@@ -206,8 +206,8 @@ class DeploymentVariables(Base):
     )
     source_file: Mapped[str] = mapped_column(String(VARIABLES_FILE_LENGTH), nullable=False)
     format: Mapped[str] = mapped_column(String(VARIABLES_FORMAT_LENGTH), nullable=False)
-    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
-    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, info={"json": "list"})
+    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, info={"json": "list"})
 
 
 class Project(Base):
