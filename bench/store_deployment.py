@@ -8,7 +8,11 @@ Prints, measured side by side in one run on this machine:
     warm cache (the default, shared with the registry's environment);
   * a warm re-store of the same artifact (goal: under 0.5 s);
   * metadata inspection time per archive kind (wheel, hatchling sdist,
-    setuptools sdist, legacy setup.py sdist).
+    setuptools sdist, legacy setup.py sdist);
+  * the time to read a package's variables (a lume-model config of 25, and
+    one of 220 variables) from a wheel, a .tar.gz and a .zip sdist: the
+    inspection with the variables file minus the same package's without it,
+    next to a bare yaml.load of the same file (goal: under 5 ms each).
 Prefect runs in its ephemeral mode, started before anything is timed.
 
     .venv/bin/python bench/store_deployment.py [--repeat N] [--skip-cold-cache]
@@ -112,6 +116,58 @@ def inspection_times(work: Path) -> dict[str, float]:
     return times
 
 
+def lume_model_config(inputs: int = 200, outputs: int = 20) -> str:
+    """A lume-model 2 config like the ones lume-model writes (torch_model.yml)."""
+    lines = ["model_class: TorchModel", "input_variables:"]
+    lines += [f"  QUAD:IN20:{i}:BACT: {{variable_type: scalar, default: 0.5, value_range: [-10.0, 10.0], "
+              f"is_constant: false, unit: kG}}" for i in range(inputs)]  # fmt: skip
+    lines += ["output_variables:"] + [f"  OTRS:IN20:{i}:XRMS: {{variable_type: scalar}}" for i in range(outputs)]
+    return "\n".join([*lines, "model: model.pt", "output_format: tensor", ""])
+
+
+def median_time(call, repeat: int = 50) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def variables_times(work: Path) -> list[tuple[str, float, float]]:
+    """(what, the variables' share of inspect_archive, a bare yaml.load of the same file) per size and kind.
+
+    The share is inspect_archive with the variables file minus inspect_archive
+    of the same package without it; the bare load (libyaml's safe loader) is
+    the floor for any YAML reader in Python.
+    """
+    import yaml
+    from packages import build, write_project, zip_sdist
+
+    from lume_services.environment.inspect import inspect_archive
+    from lume_services.environment.settings import EnvironmentSettings
+
+    settings, rows = EnvironmentSettings(), []
+    plain = write_project(work / "vars-none", dist="my-model", package="my_model")
+    without = {"wheel": build(plain, work / "vars-none-dist", "wheel"),
+               ".tar.gz sdist": build(plain, work / "vars-none-dist", "sdist")}  # fmt: skip
+    without[".zip sdist"] = zip_sdist(without[".tar.gz sdist"])
+    base = {kind: median_time(lambda p=path: inspect_archive(p, settings)) for kind, path in without.items()}
+    for inputs, outputs in ((20, 5), (200, 20)):
+        config = lume_model_config(inputs, outputs)
+        project = write_project(work / f"vars-{inputs}", dist="my-model", package="my_model",
+                                files={"configs/torch_model.yml": config})  # fmt: skip
+        sdist = build(project, work / f"vars-{inputs}-dist", "sdist")
+        archives = {"wheel": build(project, work / f"vars-{inputs}-dist", "wheel"), ".tar.gz sdist": sdist,
+                    ".zip sdist": zip_sdist(sdist)}  # fmt: skip
+        floor = median_time(lambda c=config: yaml.load(c, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        for kind, path in archives.items():
+            assert len(inspect_archive(path, settings).variables.inputs) == inputs
+            share = median_time(lambda p=path: inspect_archive(p, settings)) - base[kind]
+            rows.append((f"read {inputs + outputs} variables from a {kind}", share, floor))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -139,6 +195,7 @@ def main() -> None:
         timed_store(model, archive)
         warm = statistics.median(timed_store(model, archive) for _ in range(5))
         inspect = inspection_times(work)
+        variables = variables_times(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'measurement':48} {'ours (s)':>10} {'bare uv (s)':>12} {'ratio':>7}")
@@ -147,6 +204,9 @@ def main() -> None:
     print(f"{'warm re-store of the same artifact':48} {warm:10.3f}")
     for kind, seconds in inspect.items():
         print(f"{'inspect ' + kind:48} {seconds * 1000:9.2f} ms")
+    for label, share, floor in variables:
+        print(f"{label:48} {share * 1000:9.2f} ms  (bare yaml.load of the file {floor * 1000:.2f} ms, "
+              f"ratio {share / floor:.2f}; goal < 5 ms)")  # fmt: skip
     print()
     for label, ours, bare in rows:
         print(f"ratio {label} vs bare uv venv + install: {ours / bare:.2f}x (goal <= 1.3x)")

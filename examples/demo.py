@@ -4,8 +4,10 @@ Runs the spec's example against the sample package in examples/my-model:
 registers a model and a project, then stores the package as a deployment
 (built to an sdist, inspected without running it, installed into its own
 environment, its Prefect flow loaded there and registered with Prefect's
-ephemeral server), and prints the registry through the `lume-services` CLI.
-Then it runs the deployment and prints its result, and composes a two-step
+ephemeral server), and prints the registry through the `lume-services` CLI,
+with the variables read from the package. Then it runs the deployment and
+prints its result, shows an out-of-range input refused before anything is
+submitted, and composes a two-step
 flow of flows (the second step's input fed from the first step's `evaluate`
 task), stores it as version 1.0 of a pipeline model, loads it with
 `Model(deployment_id=...)` and runs it. Last it shows the change history:
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from lume_services import config
 from lume_services.cli.main import cli
+from lume_services.errors import ValidationError
 from lume_services.models import Model
 
 SAMPLE = Path(__file__).resolve().parent / "my-model"
@@ -76,13 +79,20 @@ def main() -> None:
         f"image {record.image}\n  flow {loaded.flow.flow_name!r} = Prefect deployment {loaded.flow.flow_id} "
         f"in project {loaded.project.project_name!r}\n"
     )
-    for args in (["models", "list"], ["projects", "list"], ["deployments", "list"]):
+    for args in (
+        ["models", "list"], ["projects", "list"], ["deployments", "list"],
+        ["deployments", "variables", str(record.deployment_id)],  # read from the archive, never by running it
+    ):  # fmt: skip
         print(f"$ lume-services {' '.join(args)}")
         cli.main(args, prog_name="lume-services", standalone_mode=False)
         print()
     inputs = {"input1": 1.0, "input2": 2.0}
     print(f"Running deployment {record.deployment_id} with {inputs} (in its own environment)...")
     print(f"  result: {model.run_and_return(inputs, timeout=600)}")
+    try:
+        model.run_and_return({"input1": 99.0}, timeout=600)
+    except ValidationError as exc:
+        print(f"  refused before submitting, as expected: {exc}")
     print(f"  task 'evaluate': {model.run_and_return(inputs, task_name='evaluate', timeout=600)}\n")
     pipeline = Model.create_model(**BEAMLINE, description="two-step pipeline")
     composite = pipeline.compose(PIPELINE, version="1.0")

@@ -148,3 +148,16 @@ def build(project: Path, out: Path, kind: str = "sdist") -> Path:
     assert result.returncode == 0, result.stderr
     (artifact,) = [p for p in set(out.iterdir()) - before if p.name.endswith((".tar.gz", ".whl"))]
     return artifact
+
+
+def zip_sdist(sdist: Path) -> Path:
+    """The same sdist as a .zip next to it (the other sdist format installers accept)."""
+    import tarfile
+    import zipfile
+
+    target = sdist.with_name(sdist.name.removesuffix(".tar.gz") + ".zip")
+    with tarfile.open(sdist) as tar, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member in tar.getmembers():
+            if member.isfile():
+                zf.writestr(member.name, tar.extractfile(member).read())
+    return target

@@ -15,7 +15,7 @@ def variable_rows(variables: Any) -> list[list[str]]:
     for direction, section in (("input", variables.inputs), ("output", variables.outputs)):
         for v in section.values():
             default = "" if v.default is None else repr(v.default)
-            rows.append([direction, v.name, v.kind, default, "" if v.range is None else v.describe_range(),
+            rows.append([direction, v.name, v.kind, default, "" if v.range is None else v.describe_range(with_unit=False),
                          v.unit or "", "yes" if v.read_only else ""])  # fmt: skip
     return rows
 

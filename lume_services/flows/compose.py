@@ -224,12 +224,18 @@ def run_flow_of_flows(
     parameters: Optional[dict[str, dict[str, Any]]] = None,
     *,
     timeout: Optional[float] = None,
+    validate: str = "error",
 ) -> Any:
     """Run a composed flow of flows and return its result.
 
-    ``parameters`` maps a step's flow name to that step's own parameters.
+    ``parameters`` maps a step's flow name to that step's own parameters,
+    checked against that step's input variables first (``validate`` as in
+    ``Model.run``): a refused run submits nothing.
     """
     from lume_services import config
+    from lume_services.models.inputs import check_flow_inputs
 
-    scheduling = config.get_context().scheduling_service()
-    return scheduling.run_and_return(parent_flow_id, {"parameters": parameters or {}}, timeout=timeout)
+    ctx = config.get_context()
+    composite = {"parameters": parameters or {}}
+    check_flow_inputs(ctx.model_db_service(), parent_flow_id, composite, validate)
+    return ctx.scheduling_service().run_and_return(parent_flow_id, composite, timeout=timeout)

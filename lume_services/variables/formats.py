@@ -74,6 +74,11 @@ def parse(text: str, member: str) -> tuple[dict[str, Any], dict[str, dict[str, i
 def read_variables(text: str, member: str) -> Variables:
     """The variables of ``text`` (the archive member ``member``); Problem when it is not valid."""
     document, lines = parse(text, member)
+    return variables_from(document, lines, member)
+
+
+def variables_from(document: Any, lines: dict[str, dict[str, int]], member: str) -> Variables:
+    """The variables of a parsed document (``parse``'s answer); Problem when they are not valid."""
     if not isinstance(document, dict) or not any(section in document for section in SECTIONS):
         raise Problem("its top level must be a mapping with input_variables and output_variables")
     formats: list[str] = []
@@ -123,7 +128,8 @@ def _parse_yaml(text: str) -> tuple[Any, dict[str, dict[str, int]]]:
             raise Problem(f"it is not valid YAML ({problem})", line=mark.line + 1 if mark else None) from None
         if node is None:
             raise Problem("it is empty")
-        _bounded(node)
+        if "&" in text:  # no anchor, no alias: nothing can expand
+            _bounded(node)
         lines = _section_lines(node)
         try:
             return loader.construct_document(node), lines

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Optional
+from typing import Any, Optional
 
 from lume_services.errors import VariablesFileError
-from lume_services.variables.formats import Problem, looks_like_variables, parse, read_variables
+from lume_services.variables.formats import SECTIONS, Problem, looks_like_variables, parse, variables_from
 from lume_services.variables.types import NO_VARIABLES, Variables
 
 SUFFIXES = (".yml", ".yaml", ".json")
@@ -46,10 +46,18 @@ def find_variables(archive: str, texts: Mapping[str, str], import_name: str) -> 
     for ranked in ranks:
         chosen = _one(archive, ranked)
         if chosen is not None:
-            return _read(archive, chosen, texts[chosen])
-    configs = [m for m in inside if looks_like_variables(texts[m]) and _is_config(m, texts[m])]
-    chosen = _one(archive, configs)
-    return NO_VARIABLES if chosen is None else _read(archive, chosen, texts[chosen])
+            return _read(archive, chosen, _parsed(archive, chosen, texts[chosen]))
+    configs = {}
+    for member in inside:
+        if looks_like_variables(texts[member]):
+            try:
+                parsed = parse(texts[member], member)  # parsed once: kept for reading it
+            except Problem:
+                continue  # an unreadable file is not a lume-model config
+            if isinstance(parsed[0], dict) and all(k in parsed[0] for k in SECTIONS):
+                configs[member] = parsed
+    chosen = _one(archive, sorted(configs))
+    return NO_VARIABLES if chosen is None else _read(archive, chosen, configs[chosen])
 
 
 def _one(archive: str, members: list[str]) -> Optional[str]:
@@ -60,19 +68,17 @@ def _one(archive: str, members: list[str]) -> Optional[str]:
     return members[0] if members else None
 
 
-def _is_config(member: str, text: str) -> bool:
-    """A YAML/JSON file whose top level has both sections; unreadable files are not configs."""
+def _parsed(archive: str, member: str, text: str) -> tuple[Any, dict[str, dict[str, int]]]:
     try:
-        document, _ = parse(text, member)
-    except Problem:
-        return False
-    return isinstance(document, dict) and all(k in document for k in ("input_variables", "output_variables"))
+        return parse(text, member)
+    except Problem as exc:
+        raise VariablesFileError(archive, member, exc.problem, line=exc.line, variable=exc.variable) from None
 
 
-def _read(archive: str, member: str, text: str) -> Variables:
+def _read(archive: str, member: str, parsed: tuple[Any, dict[str, dict[str, int]]]) -> Variables:
     if len(member) > MAX_MEMBER_NAME:
         raise VariablesFileError(archive, member[:80] + "...", f"its name is longer than {MAX_MEMBER_NAME} characters")
     try:
-        return read_variables(text, member)
+        return variables_from(*parsed, member)
     except Problem as exc:
         raise VariablesFileError(archive, member, exc.problem, line=exc.line, variable=exc.variable) from None

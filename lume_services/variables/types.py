@@ -66,11 +66,12 @@ class Variable(BaseModel):
             values["range"] = (-math.inf if low is None else low, math.inf if high is None else high)
         return cls(**values)
 
-    def describe_range(self) -> str:
+    def describe_range(self, *, with_unit: bool = True) -> str:
+        """``[low, high] unit`` as people write it (``inf`` for an open end)."""
         if self.range is None:
             return "(any)"
         low, high = self.range
-        unit = f" {self.unit}" if self.unit else ""
+        unit = f" {self.unit}" if self.unit and with_unit else ""
         return f"[{_number(low)}, {_number(high)}]{unit}"
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from factories import deployment_fields, make_model
+from factories import deployment_fields, make_model, make_project
 from test_history_cli import Run, make_runner, url_of
 
 from lume_services.variables.formats import read_variables
@@ -52,7 +52,7 @@ class TestVariables:
         with_vars, without = deployments
         table = run("deployments", "variables", str(with_vars)).stdout
         assert "Read from my_model/variables.yml (lume-model-1):" in table
-        assert "input      QUAD:IN20:425:BACT  scalar  0.5      [-10, 10] kG  kG" in table
+        assert "input      QUAD:IN20:425:BACT  scalar  0.5      [-10, 10]  kG" in table
         assert "gun_phase" in table and "yes" in table
         data = json.loads(run("deployments", "variables", str(with_vars), "--json").stdout)
         assert data == {"deployment_id": with_vars, **VARIABLES.stored()}
@@ -91,3 +91,17 @@ class TestCheckMapping:
 
     def test_a_missing_file_is_a_usage_error(self, run, deployments, tmp_path):
         run("deployments", "check-mapping", str(deployments[0]), str(tmp_path / "nope.yaml"), code=2)
+
+
+class TestFlowsRun:
+    def test_inputs_outside_the_variables_submit_nothing(self, run, service, deployments):
+        project = make_project(service)
+        flow_id = service.store_flow(
+            flow_id="not-in-prefect", flow_name="f", project_name=project, deployment_id=deployments[0]
+        )
+        # The flow id is not a Prefect deployment: reaching Prefect would fail differently.
+        result = run("flows", "run", flow_id, "--parameters", '{"QUAD:IN20:425:BACT": 11}', code=1)
+        assert "Invalid input 'QUAD:IN20:425:BACT' 11: it is outside its range [-10, 10] kG." in result.stderr
+        assert "Nothing was submitted." in result.stderr
+        result = run("flows", "run", flow_id, "--parameters", '{"gun_phase": 0}', "--validate", "warn", code=1)
+        assert "a constant (12.0)" in result.stderr

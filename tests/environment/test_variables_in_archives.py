@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import tarfile
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from environment_helpers import make_wheel
-from packages import build, write_project
+from packages import build, write_project, zip_sdist
 
 from lume_services.environment.inspect import inspect_archive
 from lume_services.environment.settings import EnvironmentSettings
@@ -48,18 +46,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {key: pool.submit(build, project, out, kind) for key, (project, kind) in jobs.items()}
         artifacts = {key: f.result() for key, f in futures.items()}
-    artifacts["base-zip"] = _zip_sdist(artifacts["base-sdist"])
+    artifacts["base-zip"] = zip_sdist(artifacts["base-sdist"])
     return artifacts
-
-
-def _zip_sdist(sdist: Path) -> Path:
-    """The same sdist as a .zip (the other sdist format installers accept)."""
-    target = sdist.with_name(sdist.name.removesuffix(".tar.gz") + ".zip")
-    with tarfile.open(sdist) as tar, zipfile.ZipFile(target, "w") as zf:
-        for member in tar.getmembers():
-            if member.isfile():
-                zf.writestr(member.name, tar.extractfile(member).read())
-    return target
 
 
 class TestFromArchives:

@@ -110,9 +110,21 @@ def flow(input1: float = 1.0, input2: float = 2.0, sleep: float = 0.0, fail: boo
 )
 
 
+RUNNER_VARIABLES = """\
+input_variables:
+  input1: {name: input1, type: scalar, default: 1.0, range: [-100, 100], units: A}
+  input2: {name: input2, type: scalar, default: 2.0, range: [-100, 100], units: A}
+output_variables:
+  sum: {name: sum, type: scalar}
+"""
+
+
 @pytest.fixture(scope="session")
 def runner_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A package whose flow can sleep or fail on request."""
     root = tmp_path_factory.mktemp("runner-package")
-    project = write_project(root, dist="runner-model", package="runner_model", flow_source=RUNNER_FLOW)
+    project = write_project(
+        root, dist="runner-model", package="runner_model", flow_source=RUNNER_FLOW,
+        files={"variables.yml": RUNNER_VARIABLES},
+    )  # fmt: skip
     return build(project, root / "dist")

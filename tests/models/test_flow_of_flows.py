@@ -132,6 +132,16 @@ class TestRun:
         with pytest.raises(FlowFailedError, match="runner-flow"):
             run_flow_of_flows(parent, {"runner-flow": {"fail": True}}, timeout=600)
 
+    def test_a_step_input_outside_its_variables_submits_nothing(self, two_flows):
+        parent = compose(spec({"name": "fixture-flow"}, {"name": "runner-flow"}, name="checked"))
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        with pytest.raises(ValidationError, match=r"input 'input2' 500.0: it is outside its range \[-100, 100\]"):
+            run_flow_of_flows(parent, {"runner-flow": {"input2": 500.0}}, timeout=600)
+        with two_flows.scheduling_service()._client() as client:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[parent])))
+        assert runs == []
+
     def test_timeout_cancels_the_running_step_and_the_composite(self, two_flows):
         parent = compose(spec({"name": "runner-flow"}, {"name": "fixture-flow"}, name="slow"))
         with pytest.raises(RunTimeoutError) as info:

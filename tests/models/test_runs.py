@@ -51,7 +51,12 @@ class TestRunAndReturn:
             deployed.run_and_return({"input1": 1.0}, task_name="evaluate")
 
     @pytest.mark.parametrize(
-        "parameters, problem", [({"input3": 1.0}, "no parameter input3"), ({"input1": "abc"}, "not of type")]
+        "parameters, problem",
+        [
+            ({"input3": 1.0}, "no parameter input3"),  # the flow's own schema
+            ({"sleep": "abc"}, "not of type"),
+            ({"input1": 101.0}, r"input 'input1' 101.0: it is outside its range \[-100, 100\] A"),  # its variables
+        ],
     )
     def test_wrong_parameters_submit_nothing(self, deployed, parameters, problem):
         scheduling = config.context.scheduling_service()
@@ -59,6 +64,13 @@ class TestRunAndReturn:
         with pytest.raises(ValidationError, match=problem):
             deployed.run_and_return(parameters)
         assert _run_count(scheduling, deployed) == before
+
+    def test_variables_are_stored_and_validate_warn_logs_and_runs(self, deployed, caplog):
+        inputs = deployed.deployment.variables.inputs
+        assert list(inputs) == ["input1", "input2"] and inputs["input1"].range == (-100.0, 100.0)
+        assert deployed.deployment.variables.source_file == "runner_model/variables.yml"
+        assert deployed.run_and_return({"input1": 150.0}, validate="warn") == {"sum": 302.0, "inputs": [150.0, 2.0]}
+        assert "input 'input1' 150.0 is outside its range [-100, 100] A" in caplog.text
 
     def test_failing_flow_raises_with_prefects_message_and_run_id(self, deployed):
         with pytest.raises(FlowFailedError, match="the model refused these inputs") as info:
