@@ -81,6 +81,10 @@ READS: dict[str, tuple[Read, Callable[[int], int], int]] = {
         lambda n: 1,
         1,
     ),
+    "load_deployment variables": (
+        lambda x: [x.service.load_deployment(model_id=x.model.model_id).variables], lambda n: 1, 1,
+    ),  # fmt: skip
+    "get_variables_of": (lambda x: list(x.service.get_variables_of(x.deployments).values()), lambda n: n, 1),
     "get_project": (lambda x: [x.service.get_project(project_name=PROJECT)], lambda n: 1, 1),
     "get_projects": (lambda x: x.service.get_projects(), lambda n: 1, 1),
     "get_flow": (lambda x: [x.service.get_flow(deployment_id=x.deployments[-1])], lambda n: 1, 1),
