@@ -18,12 +18,13 @@ import json
 import math
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import yaml
 
 from lume_services.variables.types import Variable, Variables
 
+T = TypeVar("T")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # visits of the YAML graph: aliases cannot blow a small file up
 MAX_VARIABLES = 10_000
@@ -118,27 +119,34 @@ def _json_constant(name: str) -> float:
 
 
 def _parse_yaml(text: str) -> tuple[Any, dict[str, dict[str, int]]]:
+    return load_yaml(text, _section_lines)
+
+
+def load_yaml(text: str, index: Callable[[yaml.Node], T]) -> tuple[Any, T]:
+    """The document (safe loader) and ``index(its root node)``, e.g. each entry's line; any problem a Problem."""
     loader = LOADER(text)
     try:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise Problem(f"it is not valid YAML ({problem})", line=mark.line + 1 if mark else None) from None
+            raise _yaml_problem("it is not valid YAML", exc) from None
         if node is None:
             raise Problem("it is empty")
         if "&" in text:  # no anchor, no alias: nothing can expand
             _bounded(node)
-        lines = _section_lines(node)
+        indexed = index(node)
         try:
-            return loader.construct_document(node), lines
+            return loader.construct_document(node), indexed
         except yaml.YAMLError as exc:  # e.g. a tag the safe loader does not know
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise Problem(f"it cannot be read ({problem})", line=mark.line + 1 if mark else None) from None
+            raise _yaml_problem("it cannot be read", exc) from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(what: str, exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return Problem(f"{what} ({problem})", line=mark.line + 1 if mark else None)
 
 
 def _bounded(root: yaml.Node) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Optional
 import yaml
 
 from lume_services.errors import ConfigurationError
-from lume_services.variables.formats import LOADER, Problem, _bounded
+from lume_services.variables.formats import Problem, load_yaml
 from lume_services.variables.types import Variables
 
 PROTOCOLS = ("ca", "pva")
@@ -88,34 +88,22 @@ def check_mapping(variables: Variables, text: str) -> list[Finding]:
 
 def _load(text: str) -> tuple[Any, dict[str, dict[str, int]], list[tuple[str, str, int]]]:
     """The document, each entry's line per section, and the names given twice in a section."""
-    loader = LOADER(text)
-    try:
-        try:
-            node = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise Problem(f"it is not valid YAML ({problem})", line=mark.line + 1 if mark else None) from None
-        if node is None:
-            raise Problem("it is empty")
-        if "&" in text:  # no anchor, no alias: nothing can expand
-            _bounded(node)
-        lines: dict[str, dict[str, int]] = {s: {} for s in SECTIONS}
-        twice: list[tuple[str, str, int]] = []
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value in SECTIONS and isinstance(value, yaml.MappingNode):
-                    for name, _ in value.value:
-                        line = name.start_mark.line + 1
-                        if name.value in lines[key.value]:
-                            twice.append((key.value, name.value, line))
-                        lines[key.value][name.value] = line  # the last one is the one read
-        try:
-            return loader.construct_document(node), lines, twice
-        except yaml.YAMLError as exc:
-            raise Problem(f"it cannot be read ({getattr(exc, 'problem', None) or exc})") from None
-    finally:
-        loader.dispose()
+    document, (lines, twice) = load_yaml(text, _entry_lines)
+    return document, lines, twice
+
+
+def _entry_lines(root: yaml.Node) -> tuple[dict[str, dict[str, int]], list[tuple[str, str, int]]]:
+    lines: dict[str, dict[str, int]] = {s: {} for s in SECTIONS}
+    twice: list[tuple[str, str, int]] = []
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if isinstance(key, yaml.ScalarNode) and key.value in SECTIONS and isinstance(value, yaml.MappingNode):
+                for name, _ in value.value:
+                    line = name.start_mark.line + 1
+                    if name.value in lines[key.value]:
+                        twice.append((key.value, name.value, line))
+                    lines[key.value][name.value] = line  # the last one is the one read
+    return lines, twice
 
 
 def _section(document: dict[str, Any], section: str, findings: list[Finding]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from factories import make_deployment, make_flow, make_model, make_project, regi
 
 from lume_services.cli.main import cli
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
+from lume_services.variables.formats import read_variables
 
 
 def invoke(url: str, *args: str, code: int = 0, stdin: str | None = None, **env: str) -> Result:
@@ -31,7 +32,8 @@ def populate(service) -> None:
     project = make_project(service, "proj")
     model_id = make_model(service)
     first = make_flow(service, make_deployment(service, model_id), project)
-    second = make_flow(service, make_deployment(service, model_id, is_live=True), project)
+    variables = read_variables("input_variables:\n  x: {type: scalar, range: [0, .inf]}\n", "my_model/variables.yml")
+    second = make_flow(service, make_deployment(service, model_id, is_live=True, variables=variables), project)
     make_model(service, author="Ünïcode Áuthor")
     service.store_flow_of_flows(
         parent_flow_id="composite",
@@ -57,13 +59,14 @@ class TestExport:
         out = tmp_path / "registry.jsonl"
         result = invoke(url_of(model_db), "export", str(out))
         assert result.stdout == ""
-        assert "Exported 8 records" in result.stderr
+        assert "Exported 9 records" in result.stderr
         lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-        assert lines[0]["kind"] == "header" and len(lines) == 9
+        assert lines[0]["kind"] == "header" and len(lines) == 10
         assert {line["kind"] for line in lines[1:]} == {
             "project",
             "model",
             "deployment",
+            "deployment_variables",
             "flow",
             "flow_of_flows",
         }
@@ -90,7 +93,7 @@ class TestImport:
         result = invoke(
             url_of(target), "import", str(out), "--batch-size", "2", LUME_MODEL_DB__AUTO_MIGRATE="true"
         )
-        assert "Imported 8 records" in result.stderr
+        assert "Imported 9 records" in result.stderr
         assert snapshot(target) == snapshot(model_db)
         lines = result.stdout.splitlines()
         assert lines[0].split() == ["Kind", "Records"]
@@ -98,6 +101,7 @@ class TestImport:
             ("project", "1"),
             ("model", "2"),
             ("deployment", "2"),
+            ("deployment_variables", "1"),
             ("flow", "2"),
             ("flow_of_flows", "1"),
         }
