@@ -237,6 +237,7 @@ class TestImportRecords:
             "project": 1,
             "model": 5,
             "deployment": 0,
+            "deployment_variables": 0,
             "flow": 0,
             "flow_of_flows": 0,
         }
@@ -375,9 +376,11 @@ class TestExportRecords:
         header, rest = records[0], records[1:]
         assert header["kind"] == "header" and header["format"] == "lume-services-registry"
         kinds = [r["kind"] for r in rest]
-        assert kinds == sorted(kinds, key=["project", "model", "deployment", "flow", "flow_of_flows"].index)
+        order = ["project", "model", "deployment", "deployment_variables", "flow", "flow_of_flows"]
+        assert kinds == sorted(kinds, key=order.index)
         assert {k: kinds.count(k) for k in header["counts"]} == header["counts"]
-        assert header["counts"] == {"project": 2, "model": 3, "deployment": 4, "flow": 3, "flow_of_flows": 3}
+        assert header["counts"] == {"project": 2, "model": 3, "deployment": 4, "deployment_variables": 0,
+                                    "flow": 3, "flow_of_flows": 3}  # fmt: skip
         compositions = [r for r in rest if r["kind"] == "flow_of_flows"]
         assert [r["parent_flow_id"] for r in compositions] == ["inner", "outer", "versioned"]
         owner = service.get_flow(flow_id="versioned").deployment_id

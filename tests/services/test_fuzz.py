@@ -47,6 +47,7 @@ from lume_services.errors import ConflictError, LUMEServicesError, ValidationErr
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
 from lume_services.services.models.db.schema import Base
 from lume_services.services.models.service import ModelDBService
+from lume_services.variables.formats import read_variables
 
 REVIEWER = "fuzz-reviewer"
 NOT_CALLS = {"actor", "model_db"}  # properties, not calls
@@ -226,6 +227,8 @@ def filters(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.sampled_from(keys), ANY, max_size=3)
 
 
+VARIABLES = read_variables("input_variables:\n  x: {type: scalar, range: [0, .inf]}\n", "pkg/variables.yml")
+
 # Each public method: a strategy for its keyword arguments.
 CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     **{name: filters(keys) for name, keys in READS.items() if name != "get_live_deployments"},
@@ -241,8 +244,10 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "update_model": call(dict(model_id=ref("model", "protected_model"), description=optional(DESCRIPTION),
                               require_approval=optional(st.booleans()))),  # fmt: skip
     "delete_model": call(dict(model_id=ref("model"), cascade=optional(st.booleans()))),
-    "store_deployment": call(DEPLOYMENT),
-    "store_deployment_with_flow": call({**DEPLOYMENT, **FLOW}),
+    "store_deployment": call({**DEPLOYMENT, "variables": optional(st.just(VARIABLES))}),
+    "store_deployment_with_flow": call({**DEPLOYMENT, **FLOW, "variables": optional(st.just(VARIABLES))}),
+    "get_variables": call(dict(deployment_id=ref("deployment"))),
+    "get_variables_of": call(dict(deployment_ids=st.lists(ref("deployment"), max_size=3))),
     "update_deployment": call(dict(deployment_id=ref("deployment", "live_deployment"),
                                    is_live=optional(st.booleans()), image=optional(IMAGE))),  # fmt: skip
     "delete_deployment": call(dict(deployment_id=ref("deployment", "live_deployment"))),

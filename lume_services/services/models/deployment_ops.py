@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from sqlalchemy import bindparam, delete, select, update
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lume_services.errors import (
     DeploymentNotFoundError,
     InUseError,
+    ValidationError,
 )
 from lume_services.services.models.db.schema import Deployment, DeploymentVariables, Flow, Model, Project
 from lume_services.services.models.queries import (
@@ -40,6 +41,7 @@ from lume_services.services.models.records import (
 )
 from lume_services.services.models.unit_of_work import ServiceBase
 from lume_services.services.models.validation import (
+    READ,
     check_filters,
     check_page,
     check_value,
@@ -262,6 +264,8 @@ class DeploymentOps(ServiceBase):
 
     def get_variables_of(self, deployment_ids: Iterable[int]) -> dict[int, Variables]:
         """{deployment_id: its variables} for these deployments, in one statement (a missing one raises)."""
+        if isinstance(deployment_ids, (str, bytes, Mapping)) or not isinstance(deployment_ids, Iterable):
+            raise ValidationError("deployment_ids", deployment_ids, "expected a list of deployment ids", READ)
         wanted = {check_value(Deployment, "deployment_id", d, as_filter=True) for d in deployment_ids}
         stmt = (
             select(
