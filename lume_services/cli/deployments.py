@@ -22,6 +22,7 @@ from lume_services.cli.output import (
     print_table,
     render_table,
 )
+from lume_services.cli.tags import describe_tags, tag_filters, tag_option
 
 if TYPE_CHECKING:
     from lume_services.services.models.records import DeploymentRecord
@@ -46,15 +47,17 @@ def deployments() -> None:
 @deployments.command("list")
 @click.option("--model-id", type=ID, default=None, metavar="ID", help="Only deployments of this model.")
 @click.option("--live/--not-live", "is_live", default=None, help="Only the live / only the not-live ones.")
+@tag_option
 @limit_option
 @after_option("deployment")
 @json_option
 @handle_errors
 def list_deployments(
-    model_id: Optional[int], is_live: Optional[bool], limit: int, after: Optional[int], as_json: bool
+    model_id: Optional[int], is_live: Optional[bool], tags: Any, limit: int, after: Optional[int], as_json: bool
 ) -> None:
     """List deployments in id order."""
     filters = {k: v for k, v in {"model_id": model_id, "is_live": is_live}.items() if v is not None}
+    filters |= tag_filters(tags)
     page = get_service().list_deployments(limit=limit, after=after, **filters)
     if as_json:
         print_json({"items": [dump(d) for d in page.items], "next_after": page.next_after})
@@ -75,6 +78,7 @@ def deployment_fields(d: DeploymentRecord) -> list[tuple[str, Any]]:
         ("sha256", d.sha256),
         ("Image", d.image),
         ("Asset dir", d.asset_dir),
+        ("Tags", describe_tags(d.tags) or None),
     ]
 
 

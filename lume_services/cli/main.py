@@ -13,6 +13,7 @@ from lume_services.cli import (
     history,
     models,
     projects,
+    tags,
     transfer,
     variables,
     worker,
@@ -36,6 +37,8 @@ cli.add_command(projects.projects)
 cli.add_command(deployments.deployments)
 deployments.deployments.add_command(variables.variables_command)
 deployments.deployments.add_command(variables.check_mapping_command)
+deployments.deployments.add_command(tags.deployment_tag_command)
+models.models.add_command(tags.model_tag_command)
 cli.add_command(history.requests)
 cli.add_command(history.live)
 cli.add_command(history.audit)

@@ -21,6 +21,7 @@ from lume_services.cli.output import (
     print_next_page,
     print_table,
 )
+from lume_services.cli.tags import describe_tags, tag_filters, tag_option
 
 FIELDS = ("author", "laboratory", "facility", "beampath")
 
@@ -51,15 +52,16 @@ def models() -> None:
 @click.option("--laboratory", help="Only models of this laboratory (exact).")
 @click.option("--facility", help="Only models of this facility (exact).")
 @click.option("--beampath", help="Only models of this beampath (exact).")
+@tag_option
 @limit_option
 @after_option("model")
 @json_option
 @handle_errors
 def list_models(
-    search: Optional[str], limit: int, after: Optional[int], as_json: bool, **fields: Any
+    search: Optional[str], tags: Any, limit: int, after: Optional[int], as_json: bool, **fields: Any
 ) -> None:
     """List models in id order, with their live version."""
-    filters = {name: value for name, value in fields.items() if value is not None}
+    filters = {name: value for name, value in fields.items() if value is not None} | tag_filters(tags)
     page = get_service().list_models_with_live(limit=limit, after=after, search=search, **filters)
     if as_json:
         print_json({"items": [dump(item) for item in page.items], "next_after": page.next_after})
@@ -74,6 +76,7 @@ def model_fields(record: Any) -> list[tuple[str, Any]]:
         ("Created (UTC)", record.created),
         *((name.capitalize(), getattr(record, name)) for name in FIELDS),
         ("Description", record.description),
+        ("Tags", describe_tags(record.tags) or None),
     ]
 
 

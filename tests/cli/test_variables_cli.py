@@ -105,3 +105,26 @@ class TestFlowsRun:
         assert "Nothing was submitted." in result.stderr
         result = run("flows", "run", flow_id, "--parameters", '{"gun_phase": 0}', "--validate", "warn", code=1)
         assert "a constant (12.0)" in result.stderr
+
+
+class TestTags:
+    def test_tag_list_and_show_models_and_deployments(self, run, service, deployments):
+        model_id = service.get_deployment(deployment_id=deployments[0]).model_id
+        out = run("models", "tag", str(model_id), "stage=production", "email=a@slac.stanford.edu").stdout
+        assert out == f"Model {model_id} tags: email=a@slac.stanford.edu, stage=production\n"
+        run("deployments", "tag", str(deployments[0]), "ready_to_deploy=true", "note=a=b")
+        listed = json.loads(run("models", "list", "--tag", "stage=production", "--json").stdout)
+        assert [i["model"]["model_id"] for i in listed["items"]] == [model_id]
+        assert "No models match." in run("models", "list", "--tag", "stage=production", "--tag", "email=x").stdout
+        shown = json.loads(run("deployments", "list", "--tag", "ready_to_deploy=true", "--json").stdout)
+        assert [d["tags"] for d in shown["items"]] == [{"ready_to_deploy": "true", "note": "a=b"}]
+        assert "Tags:" in run("models", "show", str(model_id)).stdout
+        assert "note=a=b, ready_to_deploy=true" in run("deployments", "show", str(deployments[0])).stdout
+        removed = json.loads(run("models", "tag", str(model_id), "--remove", "email", "--json").stdout)
+        assert removed["tags"] == {"stage": "production"}
+
+    def test_usage_errors(self, run, deployments):
+        run("models", "list", "--tag", "stage", code=2)
+        run("deployments", "tag", str(deployments[0]), code=2)
+        result = run("deployments", "tag", str(deployments[0]), "a\x01b=c", code=1)
+        assert "control characters" in result.stderr

@@ -227,6 +227,9 @@ def filters(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.sampled_from(keys), ANY, max_size=3)
 
 
+TAG_KEY = st.one_of(st.sampled_from(["stage", "email", "beam_path"]), st.text(max_size=12))
+TAGS = st.dictionaries(TAG_KEY, st.one_of(st.sampled_from(["production", ""]), st.text(max_size=20)), max_size=3)
+TAG_KEYS = st.lists(TAG_KEY, max_size=3)
 VARIABLES = read_variables("input_variables:\n  x: {type: scalar, range: [0, .inf]}\n", "pkg/variables.yml")
 
 # Each public method: a strategy for its keyword arguments.
@@ -247,6 +250,10 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "store_deployment": call({**DEPLOYMENT, "variables": optional(st.just(VARIABLES))}),
     "store_deployment_with_flow": call({**DEPLOYMENT, **FLOW, "variables": optional(st.just(VARIABLES))}),
     "get_variables": call(dict(deployment_id=ref("deployment"))),
+    "set_model_tags": call(dict(model_id=ref("model"), tags=TAGS)),
+    "remove_model_tags": call(dict(model_id=ref("model"), keys=TAG_KEYS)),
+    "set_deployment_tags": call(dict(deployment_id=ref("deployment"), tags=TAGS)),
+    "remove_deployment_tags": call(dict(deployment_id=ref("deployment"), keys=TAG_KEYS)),
     "get_variables_of": call(dict(deployment_ids=st.lists(ref("deployment"), max_size=3))),
     "update_deployment": call(dict(deployment_id=ref("deployment", "live_deployment"),
                                    is_live=optional(st.booleans()), image=optional(IMAGE))),  # fmt: skip

@@ -85,7 +85,7 @@ class TestActor:
 class TestAuditTrail:
     def test_model_lifecycle(self, alice):
         model_id = make_model(alice)
-        assert make_model(alice, **{**alice.get_model(model_id=model_id).model_dump(exclude={"model_id", "created", "require_approval"})}) == model_id  # noqa: E501
+        assert make_model(alice, **{**alice.get_model(model_id=model_id).model_dump(exclude={"model_id", "created", "require_approval", "tags"})}) == model_id  # noqa: E501
         alice.update_model(model_id, description="renamed")
         alice.update_model(model_id, description="renamed")  # no change, no event
         alice.delete_model(model_id)
@@ -248,7 +248,7 @@ class TestLiveHistory:
         before = counts(model_db)
         service.set_live(deployment_id)
         service.store_deployment(**{**service.get_deployment(deployment_id=deployment_id).model_dump(
-            exclude={"deployment_id", "deploy_date"})})  # fmt: skip
+            exclude={"deployment_id", "deploy_date", "tags"})})  # fmt: skip
         assert counts(model_db) == before
 
     def test_live_for_a_beampath_at_a_time(self, service):

@@ -169,3 +169,31 @@ CREATE TABLE deployment_variables (
 )ENGINE=InnoDB CHARSET=utf8mb4;
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
+
+-- Running upgrade 0004 -> 0005
+
+ALTER TABLE model ADD COLUMN tags JSON;
+
+ALTER TABLE deployment ADD COLUMN tags JSON;
+
+CREATE TABLE model_tag (
+    model_id INTEGER NOT NULL, 
+    `key` VARCHAR(250) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    value_sha256 VARCHAR(64) NOT NULL, 
+    CONSTRAINT pk_model_tag PRIMARY KEY (model_id, `key`), 
+    CONSTRAINT fk_model_tag_model_id_model FOREIGN KEY(model_id) REFERENCES model (model_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_model_tag_lookup ON model_tag (`key`, value_sha256, model_id);
+
+CREATE TABLE deployment_tag (
+    deployment_id INTEGER NOT NULL, 
+    `key` VARCHAR(250) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    value_sha256 VARCHAR(64) NOT NULL, 
+    CONSTRAINT pk_deployment_tag PRIMARY KEY (deployment_id, `key`), 
+    CONSTRAINT fk_deployment_tag_deployment_id_deployment FOREIGN KEY(deployment_id) REFERENCES deployment (deployment_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_deployment_tag_lookup ON deployment_tag (`key`, value_sha256, deployment_id);
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';

@@ -44,6 +44,7 @@ from lume_services.services.models.db.schema import (
     utcnow,
 )
 from lume_services.services.models.queries import MODEL_FIELDS, normalise_steps, variables_values
+from lume_services.services.models.tags import check_tags
 from lume_services.services.models.unit_of_work import ServiceBase
 from lume_services.services.models.validation import check_value, check_values, normalize_sha256
 from lume_services.services.models.writes import Change
@@ -61,7 +62,7 @@ KINDS = ("header", "project", "model", "deployment", "deployment_variables", "fl
 FIELDS: dict[str, tuple[str, ...]] = {
     "header": ("format", "version", "schema_revision", "exported_at", "counts"),
     "project": ("project_name", "description"),
-    "model": ("model_id", "created", *MODEL_FIELDS, "require_approval"),
+    "model": ("model_id", "created", *MODEL_FIELDS, "require_approval", "tags"),
     "deployment": (
         "deployment_id",
         "model_id",
@@ -73,6 +74,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "sha256",
         "image",
         "is_live",
+        "tags",
     ),
     "deployment_variables": ("deployment_id", "source_file", "format", "inputs", "outputs"),
     "flow": ("flow_id", "flow_name", "project_name", "deployment_id"),
@@ -290,7 +292,13 @@ def _model(record: Mapping[str, Any]) -> Row:
     _optional(row, record, Model, "model_id")
     _optional(row, record, Model, "require_approval")
     _timestamp(row, record, "created")
+    _tags(row, record)
     return row
+
+
+def _tags(row: Row, record: Mapping[str, Any]) -> None:
+    """Given tags, checked as set_*_tags checks them (none: NULL, in every row of a batch alike)."""
+    row["tags"] = check_tags(record["tags"]) if record.get("tags") else None
 
 
 def _deployment(record: Mapping[str, Any]) -> Row:
@@ -300,6 +308,7 @@ def _deployment(record: Mapping[str, Any]) -> Row:
     row["sha256"] = normalize_sha256(record.get("sha256"))
     _optional(row, record, Deployment, "deployment_id")
     _timestamp(row, record, "deploy_date")
+    _tags(row, record)
     return row
 
 

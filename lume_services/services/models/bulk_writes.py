@@ -40,6 +40,7 @@ from lume_services.services.models.db.schema import (
     Project,
 )
 from lume_services.services.models.queries import MODEL_FIELDS, same_composition
+from lume_services.services.models.tags import DEPLOYMENT_TAGS, MODEL_TAGS
 from lume_services.services.models.validation import MAX_INT
 from lume_services.services.models.writes import Change, LiveMove, claim_flow, flows_of
 
@@ -177,7 +178,15 @@ def _write_models(change: Change, rows: list[Row]) -> list[int]:
         session.execute(insert(Model.__table__), new_explicit)
         _after_explicit_ids(session, "model", "model_id")
     by_key.update(_insert_new(session, Model.__table__, Model.model_id, columns, pending))
+    _index_tags(session, MODEL_TAGS, [{**r, "model_id": by_key[k]} for k, r in pending.items()] + new_explicit)
     return [by_key[key] for key in keys]
+
+
+def _index_tags(session: Session, tagging: Any, new_rows: list[Row]) -> None:
+    """The tag index rows of a batch's new rows (one executemany; none without tags)."""
+    index_rows = tagging.index_rows(new_rows)
+    if index_rows:
+        session.execute(insert(tagging.index), index_rows)
 
 
 def _existing(session: Session, entity: Any, pk: Any, ids: Sequence[Any]) -> dict[Any, Row]:
@@ -252,6 +261,7 @@ def _write_deployments(change: Change, rows: list[Row]) -> list[int]:
         session, Deployment.__table__, Deployment.deployment_id, columns, implicit
     ).items():
         known[key] = (new_id, known[key][1])
+    _index_tags(session, DEPLOYMENT_TAGS, [{**r, "deployment_id": known[k][0]} for k, r in new.items()])
     if live:
         # An import reproduces a registry's state: not gated by approval, recorded as every live change is.
         state = change.models_state(live)

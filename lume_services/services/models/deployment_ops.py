@@ -39,6 +39,7 @@ from lume_services.services.models.records import (
     Page,
     ProjectRecord,
 )
+from lume_services.services.models.tags import DEPLOYMENT_TAGS, tag_filter
 from lume_services.services.models.unit_of_work import ServiceBase
 from lume_services.services.models.validation import (
     READ,
@@ -174,7 +175,9 @@ class DeploymentOps(ServiceBase):
         return self._write("store_deployment_with_flow", work, core=True)
 
     def get_deployment(self, **filters: Any) -> DeploymentRecord:
+        tags = tag_filter(filters)
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), ["deployment_id"], limit=1)
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
         row = self._read(
             "get_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
         )
@@ -183,15 +186,19 @@ class DeploymentOps(ServiceBase):
         return row
 
     def get_deployments(self, **filters: Any) -> list[DeploymentRecord]:
-        """All matching deployments, oldest first ([] when none)."""
+        """All matching deployments, oldest first ([] when none); ``tags={k: v}`` keeps those carrying them."""
+        tags = tag_filter(filters)
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), OLDEST_FIRST)
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
         return self._read(
             "get_deployments", lambda s: fetch_all(s, stmt, params, DeploymentRecord), core=True
         )
 
     def get_latest_deployment(self, **filters: Any) -> DeploymentRecord:
         """The newest matching deployment by deploy date, then deployment_id."""
+        tags = tag_filter(filters)
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), NEWEST_FIRST, limit=1)
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
         row = self._read(
             "get_latest_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
         )
@@ -204,8 +211,10 @@ class DeploymentOps(ServiceBase):
     ) -> Page[DeploymentRecord]:
         """One page of deployments in deployment_id order."""
         limit = check_page(limit)
+        tags = tag_filter(filters)
         query = check_filters(Deployment, filters)
         stmt, params = filtered(Deployment, query, ["deployment_id"], limit + 1)
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
         if query.get("model_id") is not None:
             stmt = _one_models_page(stmt)
         if after is not None:

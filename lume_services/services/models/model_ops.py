@@ -29,6 +29,7 @@ from lume_services.services.models.records import (
     ModelWithLive,
     Page,
 )
+from lume_services.services.models.tags import MODEL_TAGS, tag_filter
 from lume_services.services.models.unit_of_work import ServiceBase
 from lume_services.services.models.validation import (
     check_filters,
@@ -90,15 +91,20 @@ class ModelOps(ServiceBase):
         return self._write("store_model", work, core=True, on_conflict=lost_race)
 
     def get_model(self, **filters: Any) -> ModelRecord:
-        """The one model matching ``filters`` (lowest model_id if several)."""
+        """The one model matching ``filters`` (lowest model_id if several; ``tags={k: v}``: carrying them)."""
+        tags = tag_filter(filters)
         stmt, params = filtered(Model, check_filters(Model, filters), ["model_id"], limit=1)
+        stmt = MODEL_TAGS.filter(stmt, tags) if tags else stmt
         row = self._read("get_model", lambda s: fetch_first(s, stmt, params, ModelRecord), core=True)
         if row is None:
             raise ModelNotFoundError(filters)
         return row
 
     def get_models(self, **filters: Any) -> list[ModelRecord]:
+        """Every matching model in model_id order; ``tags={k: v, ...}`` keeps those carrying all of them."""
+        tags = tag_filter(filters)
         stmt, params = filtered(Model, check_filters(Model, filters), ["model_id"])
+        stmt = MODEL_TAGS.filter(stmt, tags) if tags else stmt
         return self._read("get_models", lambda s: fetch_all(s, stmt, params, ModelRecord), core=True)
 
     def list_models(
@@ -155,8 +161,11 @@ class ModelOps(ServiceBase):
         self, limit: int, after: Optional[int], search: Optional[str], filters: Mapping[str, Any]
     ) -> Select[Any]:
         limit = check_page(limit)
+        filters = dict(filters)
+        tags = tag_filter(filters)
         query = check_filters(Model, filters)
         stmt = select(MODELS).filter_by(**query).order_by(MODELS.c.model_id).limit(limit + 1)
+        stmt = MODEL_TAGS.filter(stmt, tags) if tags else stmt
         if after is not None:
             check_value(Model, "model_id", after, as_filter=True)
             stmt = stmt.where(MODELS.c.model_id > after)

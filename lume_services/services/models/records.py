@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from lume_services.variables import NO_VARIABLES, Variables
 
@@ -28,6 +28,11 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
+def _no_tags(value: Any) -> Any:
+    """A tags column's NULL reads as no tags."""
+    return {} if value is None else value
+
+
 class ModelRecord(Record):
     model_id: int
     created: datetime
@@ -37,6 +42,9 @@ class ModelRecord(Record):
     beampath: str
     description: str
     require_approval: bool = False
+    tags: dict[str, str] = {}
+
+    _tags = field_validator("tags", mode="before")(_no_tags)
 
 
 class DeploymentRecord(Record):
@@ -50,6 +58,9 @@ class DeploymentRecord(Record):
     sha256: str
     image: Optional[str]
     is_live: bool
+    tags: dict[str, str] = {}
+
+    _tags = field_validator("tags", mode="before")(_no_tags)
 
 
 class ProjectRecord(Record):

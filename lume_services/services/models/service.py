@@ -28,11 +28,12 @@ from lume_services.services.models.deployment_ops import DeploymentOps
 from lume_services.services.models.flow_ops import FlowOps
 from lume_services.services.models.live_ops import LiveOps
 from lume_services.services.models.model_ops import ModelOps
+from lume_services.services.models.tag_ops import TagOps
 
 __all__ = ["ModelDBService"]
 
 
-class ModelDBService(ModelOps, DeploymentOps, LiveOps, FlowOps, BulkOps, AuditOps):
+class ModelDBService(ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 
     ``ModelDBService(model_db, actor="jgarrahan")`` records its changes as

@@ -27,7 +27,8 @@ until the next change) and ``live_request`` (requests to change a protected
 model's live deployment, and their approval or rejection).
 
 ``deployment_variables`` holds a deployment's inputs and outputs, read from
-its package when it is stored.
+its package when it is stored. Models and deployments carry tags (a JSON
+object in ``tags``), indexed by ``model_tag`` / ``deployment_tag``.
 
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
@@ -83,6 +84,8 @@ ENTITY_LENGTH = 32
 ENTITY_ID_LENGTH = 255  # the largest key (a flow id), as text
 REASON_LENGTH = 2000
 STATE_LENGTH = 16
+TAG_KEY_LENGTH = 250  # MLflow's registry tags: keys up to 250 characters
+TAG_VALUE_LENGTH = 100_000  # ... and values up to 100,000
 VARIABLES_FILE_LENGTH = 1000  # archive member a deployment's variables were read from
 VARIABLES_FORMAT_LENGTH = 32
 
@@ -148,6 +151,8 @@ class Model(Base):
     require_approval: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    # Its tags ({key: value}; NULL: none), kept in step with model_tag by the write path.
+    tags: Mapped[Optional[dict[str, str]]] = mapped_column(JSON, nullable=True)
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="model",
@@ -182,6 +187,8 @@ class Deployment(Base):
     model_id: Mapped[int] = mapped_column(
         ForeignKey("model.model_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
     )
+    # Its tags ({key: value}; NULL: none), kept in step with deployment_tag by the write path.
+    tags: Mapped[Optional[dict[str, str]]] = mapped_column(JSON, nullable=True)
 
     model: Mapped[Model] = relationship(back_populates="deployments", lazy="raise")
     flow: Mapped[Optional[Flow]] = relationship(
@@ -368,3 +375,32 @@ class LiveRequest(Base):
     decided_by: Mapped[Optional[str]] = mapped_column(ident(ACTOR_LENGTH), nullable=True)
     decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
     decision_reason: Mapped[Optional[str]] = mapped_column(String(REASON_LENGTH), nullable=True)
+
+
+class ModelTag(Base):
+    """One tag of a model, by the SHA-256 of its value: the index behind ``tags={k: v}`` filters.
+
+    The value itself is in ``model.tags``; the write path keeps both in step.
+    """
+
+    __tablename__ = "model_tag"
+    __table_args__ = (Index("ix_model_tag_lookup", "key", "value_sha256", "model_id"), MYSQL_TABLE)
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("model.model_id", ondelete="CASCADE", onupdate="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(ident(TAG_KEY_LENGTH), primary_key=True)
+    value_sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH), nullable=False)
+
+
+class DeploymentTag(Base):
+    """One tag of a deployment, by the SHA-256 of its value (see ModelTag)."""
+
+    __tablename__ = "deployment_tag"
+    __table_args__ = (Index("ix_deployment_tag_lookup", "key", "value_sha256", "deployment_id"), MYSQL_TABLE)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployment.deployment_id", ondelete="CASCADE", onupdate="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(ident(TAG_KEY_LENGTH), primary_key=True)
+    value_sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH), nullable=False)
