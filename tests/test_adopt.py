@@ -1,0 +1,256 @@
+"""`db adopt`: a predecessor database converted in place, every row and id kept, on every dialect.
+
+One predecessor database per dialect is built, dry-run and adopted once for
+the module (``adopted``); the tests read it, and those that write go last.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import predecessor  # noqa: E402
+from test_migrations import schema_diff  # noqa: E402
+
+from lume_services import migrations  # noqa: E402
+from lume_services.errors import AdoptionRefusedError, PredecessorSchemaError  # noqa: E402
+from lume_services.services.models.db import adopt  # noqa: E402
+from lume_services.services.models.db.db import ModelDB, ModelDBConfig  # noqa: E402
+from lume_services.services.models.service import ModelDBService  # noqa: E402
+
+DIALECTS = [d.strip() for d in os.environ.get("LUME_TEST_DIALECTS", "sqlite,mariadb,postgresql").split(",") if d]
+_names = iter(range(1, 10**6))
+
+
+def new_db(dialect: str, server_pool, tmp: Path, **config) -> ModelDB:
+    name = f"lume_adopt_{os.getpid()}_{next(_names)}"
+    url = f"sqlite:///{tmp / (name + '.db')}" if dialect == "sqlite" else server_pool.get(dialect).create_database(name)
+    return ModelDB(ModelDBConfig(url=url, **{"auto_migrate": False, **config}))
+
+
+def predecessor_db(dialect: str, server_pool, tmp: Path, **config) -> ModelDB:
+    db = new_db(dialect, server_pool, tmp, **config)
+    predecessor.create(db.engine)
+    return db
+
+
+class Adopted:
+    def __init__(self, db: ModelDB, before: dict, after_dry_run: dict, dry: adopt.Report, report: adopt.Report):
+        self.db, self.before, self.after_dry_run, self.dry, self.report = db, before, after_dry_run, dry, report
+        self.service = ModelDBService(db)
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def adopted(request, server_pool, tmp_path_factory):
+    db = predecessor_db(request.param, server_pool, tmp_path_factory.mktemp("adopt"))
+    before = predecessor.dump(db.engine)
+    dry = adopt.adopt(db, dry_run=True)
+    after_dry_run = predecessor.dump(db.engine)
+    report = adopt.adopt(db)
+    yield Adopted(db, before, after_dry_run, dry, report)
+    db.dispose()
+
+
+def kinds(report: adopt.Report) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in report.findings:
+        out.setdefault(f.kind, []).append(f.key)
+    return out
+
+
+EXPECTED_FINDINGS = {
+    "live_demoted": [1],
+    "checksum_invalid": [7],
+    "checksum_normalized": [8],
+    "flow_detached": ["uuid-b"],
+    "position_renumbered": [4, 1, 2],
+}
+
+
+class TestDryRun:
+    def test_reports_what_it_found_and_writes_nothing(self, adopted):
+        assert adopted.after_dry_run == adopted.before
+        assert adopted.dry.state == "predecessor" and not adopted.dry.adopted
+        assert adopted.dry.rows == {"model": 3, "project": 2, "deployment": 5, "flow": 5, "flow_of_flows": 3}
+        assert kinds(adopted.dry) == EXPECTED_FINDINGS
+        assert sorted(adopted.dry.prefect1_flows) == sorted(f["flow_id"] for f in predecessor.ROWS["flow"])
+
+    def test_the_conversion_reports_the_same(self, adopted):
+        assert adopted.report.adopted and kinds(adopted.report) == EXPECTED_FINDINGS
+        assert adopted.report.revision_before is None and adopted.report.revision_after == migrations.head()
+
+
+class TestSchema:
+    def test_matches_the_orm_exactly_at_head(self, adopted):
+        assert schema_diff(adopted.db) == []
+        assert migrations.current(adopted.db) == migrations.head()
+        tables = set(sa.inspect(adopted.db.engine).get_table_names())
+        assert not {t for t in tables if t.startswith(adopt.STAGING)}
+
+    def test_delete_semantics_are_ours(self, adopted):
+        # flow 'test' is a step of 'parent': RESTRICT; deleting model 5 (no deployments) works
+        with pytest.raises(sa.exc.IntegrityError), adopted.db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM flow WHERE flow_id = 'test'"))
+
+
+class TestRows:
+    def test_every_model_deployment_project_and_flow_keeps_its_id(self, adopted):
+        svc = adopted.service
+        assert [m.model_id for m in svc.get_models()] == [1, 2, 5]
+        assert svc.get_model(model_id=1).description == "test_model"
+        deployments = {d.deployment_id: d for d in svc.get_deployments()}
+        assert sorted(deployments) == [1, 2, 3, 7, 8]
+        assert {p.project_name for p in svc.get_projects()} == {"my_project", "other"}
+        assert {f.flow_id for f in svc.get_flows()} == {"test", "uuid-a", "uuid-b", "parent", "child"}
+        assert deployments[1].version == "v0.0" and deployments[1].model_id == 1
+        assert deployments[2].deploy_date.isoformat() == "2022-05-03T12:30:15+00:00"  # UTC server: no shift
+
+    def test_refused_values_resolved_by_the_rules(self, adopted):
+        svc = adopted.service
+        deployments = {d.deployment_id: d for d in svc.get_deployments()}
+        assert [i for i, d in deployments.items() if d.is_live] == [2, 7]
+        assert deployments[7].sha256 == "placeholder" and deployments[8].sha256 == "ab" * 32
+        assert svc.get_flow(flow_id="uuid-b").deployment_id is None
+        assert svc.get_flow(flow_id="uuid-a").deployment_id == 2
+        with adopted.db.engine.connect() as conn:
+            steps = conn.execute(sa.text("SELECT _id, position FROM flow_of_flows ORDER BY position")).all()
+        assert [tuple(s) for s in steps] == [(4, 1), (1, 2), (2, 3)]
+
+    def test_history_records_the_adoption(self, adopted):
+        svc = adopted.service
+        (interval,) = svc.get_live_history(1)
+        assert (interval.deployment_id, interval.set_by) == (2, adopt.LIVE_ACTOR)
+        with adopted.db.engine.connect() as conn:
+            events = conn.execute(sa.text("SELECT action, entity_id, actor FROM audit_event")).all()
+        actions = [e.action for e in events]
+        assert actions.count("adopt.completed") == 1 and actions.count("adopt.prefect1_flow") == 5
+        assert ("adopt.live_demoted", "1") in [(e.action, e.entity_id) for e in events]
+        assert {e.actor for e in events} == {adopt.ACTOR}
+
+    def test_a_second_adopt_is_a_no_op(self, adopted):
+        before = predecessor.dump(adopted.db.engine)
+        report = adopt.adopt(adopted.db)
+        assert report.state == "ours" and not report.adopted and not report.steps
+        assert predecessor.dump(adopted.db.engine) == before
+
+
+class TestRegistryAfterAdoption:  # writes: runs after the readers above
+    def test_store_update_and_set_live(self, adopted):
+        from factories import deployment_fields
+
+        svc = adopted.service
+        model_id = svc.store_model(author="a", laboratory="slac", facility="lcls", beampath="cu_hxr", description="new")
+        assert model_id > 5
+        new = svc.store_deployment(**deployment_fields(1, version="0.0.44+2.g1a2b3c4.dirty"))
+        assert new > 8
+        assert svc.set_live(new, expected_live=2).is_live
+        assert [d.deployment_id for d in svc.get_deployments(model_id=1) if d.is_live] == [new]
+        svc.update_project("other", description="now longer than the predecessor's 255 characters " * 5)
+
+
+class TestRefusals:
+    @pytest.mark.parametrize("dialect", DIALECTS)
+    def test_upgrade_and_first_use_name_db_adopt(self, dialect, server_pool, tmp_path):
+        db = predecessor_db(dialect, server_pool, tmp_path, auto_migrate=True)
+        before = predecessor.dump(db.engine)
+        with pytest.raises(PredecessorSchemaError, match="lume-services db adopt"):
+            ModelDBService(db).get_models()  # auto_migrate would otherwise run the migrations
+        with pytest.raises(PredecessorSchemaError, match="db adopt --dry-run"):
+            db.upgrade_schema()
+        assert predecessor.dump(db.engine) == before
+        db.dispose()
+
+    def test_an_unknown_database_is_refused_with_what_was_found(self, server_pool, tmp_path):
+        db = predecessor_db("sqlite", server_pool, tmp_path)
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE results (id INTEGER)"))
+            conn.execute(sa.text("ALTER TABLE project ADD COLUMN owner VARCHAR(10)"))
+        before = predecessor.dump(db.engine)
+        with pytest.raises(AdoptionRefusedError) as info:
+            adopt.adopt(db)
+        assert "'results'" in str(info.value) and "'owner'" in str(info.value)
+        assert predecessor.dump(db.engine) == before
+        db.dispose()
+
+    def test_an_empty_database_has_nothing_to_adopt(self, server_pool, tmp_path):
+        db = new_db("sqlite", server_pool, tmp_path)
+        assert adopt.adopt(db).state == "empty"
+        db.upgrade_schema()  # as today
+        assert schema_diff(db) == []
+        db.dispose()
+
+
+@pytest.mark.skipif("mariadb" not in DIALECTS, reason="MariaDB not selected")
+class TestResumeOnMariaDB:
+    """MariaDB commits each DDL statement: an adoption interrupted after any step is finished by re-running it."""
+
+    @pytest.mark.parametrize("step", ["rename", "create", "copy", "upgrade"])
+    def test_rerun_after_an_interruption(self, step, server_pool, tmp_path, monkeypatch):
+        db = predecessor_db("mariadb", server_pool, tmp_path)
+
+        def interrupt(done: str) -> None:
+            if done == step:
+                raise RuntimeError(f"interrupted after {done}")
+
+        monkeypatch.setattr(adopt, "after_step", interrupt)
+        with pytest.raises(RuntimeError):
+            adopt.adopt(db)
+        if step != "upgrade":  # at head the registry works; the re-run records and drops the staging tables
+            with pytest.raises(PredecessorSchemaError, match="interrupted"):
+                ModelDBService(db).get_models()
+        monkeypatch.setattr(adopt, "after_step", None)
+        report = adopt.adopt(db)
+        assert report.state == "interrupted" and report.adopted
+        assert kinds(report) == EXPECTED_FINDINGS
+        assert schema_diff(db) == []
+        svc = ModelDBService(db)
+        assert sorted(d.deployment_id for d in svc.get_deployments()) == [1, 2, 3, 7, 8]
+        assert len(svc.get_flows()) == 5
+        db.dispose()
+
+
+class TestSingleTransaction:
+    @pytest.mark.parametrize("dialect", [d for d in DIALECTS if d != "mariadb"])
+    def test_a_failure_changes_nothing(self, dialect, server_pool, tmp_path, monkeypatch):
+        db = predecessor_db(dialect, server_pool, tmp_path)
+        before = predecessor.dump(db.engine)
+
+        def interrupt(done: str) -> None:
+            if done == "record":
+                raise RuntimeError("interrupted")
+
+        monkeypatch.setattr(adopt, "after_step", interrupt)
+        with pytest.raises(RuntimeError):
+            adopt.adopt(db)
+        assert predecessor.dump(db.engine) == before
+        db.dispose()
+
+
+class TestCli:
+    def test_dry_run_then_adopt_then_list(self, server_pool, tmp_path):
+        import json
+
+        from click.testing import CliRunner
+
+        from lume_services.cli.main import cli
+
+        db = predecessor_db("sqlite", server_pool, tmp_path)
+        env = {"LUME_MODEL_DB__URL": str(db.url)}
+        runner = CliRunner()
+        dry = runner.invoke(cli, ["db", "adopt", "--dry-run"], env=env)
+        assert dry.exit_code == 0, dry.output
+        assert "Dry run: nothing was changed" in dry.output and "deployment 7: sha256 'placeholder'" in dry.output
+        refused = runner.invoke(cli, ["db", "upgrade"], env=env)
+        assert refused.exit_code == 1 and "lume-services db adopt" in refused.output
+        done = runner.invoke(cli, ["db", "adopt", "--json"], env=env)
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output)["adopted"] is True
+        listed = runner.invoke(cli, ["models", "list", "--json"], env=env)
+        assert [m["model"]["model_id"] for m in json.loads(listed.output)["items"]] == [1, 2, 5]
+        db.dispose()
