@@ -9,7 +9,7 @@ sample rows including the values our rules refuse.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,7 +63,7 @@ GOOD_SHA = "ab" * 32
 
 
 def _t(day: int) -> datetime:
-    return datetime(2022, 5, day, 12, 30, 15, tzinfo=timezone.utc)
+    return datetime(2022, 5, day, 12, 30, 15, tzinfo=UTC)
 
 
 def _model(model_id: int, description: str) -> dict[str, Any]:
@@ -71,7 +71,9 @@ def _model(model_id: int, description: str) -> dict[str, Any]:
                 facility="lcls", beampath="cu_hxr", description=description)  # fmt: skip
 
 
-def _deployment(deployment_id: int, model_id: int, version: str, day: int, sha256: str, live: bool) -> dict[str, Any]:
+def _deployment(
+    deployment_id: int, model_id: int, version: str, day: int, sha256: str, live: bool
+) -> dict[str, Any]:
     return dict(deployment_id=deployment_id, model_id=model_id, version=version, deploy_date=_t(day),
                 package_import_name="my_model", asset_dir=None, source=f"https://example.org/my_model-{version}.tar.gz",
                 sha256=sha256, image="placeholder", is_live=live)  # fmt: skip
@@ -79,8 +81,10 @@ def _deployment(deployment_id: int, model_id: int, version: str, day: int, sha25
 
 ROWS: dict[str, list[dict[str, Any]]] = {
     "model": [_model(1, "test_model"), _model(2, "other model"), _model(5, "no deployments")],
-    "project": [dict(project_name="my_project", description="placeholder"),
-                dict(project_name="other", description="placeholder")],  # fmt: skip
+    "project": [
+        dict(project_name="my_project", description="placeholder"),
+        dict(project_name="other", description="placeholder"),
+    ],  # fmt: skip
     "deployment": [
         _deployment(1, 1, "v0.0", 2, GOOD_SHA, True),  # two live deployments of model 1:
         _deployment(2, 1, "v0.1", 3, "cd" * 32, True),  # the newest (this one) stays live

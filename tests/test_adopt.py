@@ -24,13 +24,19 @@ from lume_services.services.models.db import adopt  # noqa: E402
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig  # noqa: E402
 from lume_services.services.models.service import ModelDBService  # noqa: E402
 
-DIALECTS = [d.strip() for d in os.environ.get("LUME_TEST_DIALECTS", "sqlite,mariadb,postgresql").split(",") if d]
+DIALECTS = [
+    d.strip() for d in os.environ.get("LUME_TEST_DIALECTS", "sqlite,mariadb,postgresql").split(",") if d
+]
 _names = iter(range(1, 10**6))
 
 
 def new_db(dialect: str, server_pool, tmp: Path, **config) -> ModelDB:
     name = f"lume_adopt_{os.getpid()}_{next(_names)}"
-    url = f"sqlite:///{tmp / (name + '.db')}" if dialect == "sqlite" else server_pool.get(dialect).create_database(name)
+    url = (
+        f"sqlite:///{tmp / (name + '.db')}"
+        if dialect == "sqlite"
+        else server_pool.get(dialect).create_database(name)
+    )
     return ModelDB(ModelDBConfig(url=url, **{"auto_migrate": False, **config}))
 
 
@@ -41,8 +47,16 @@ def predecessor_db(dialect: str, server_pool, tmp: Path, **config) -> ModelDB:
 
 
 class Adopted:
-    def __init__(self, db: ModelDB, before: dict, after_dry_run: dict, dry: adopt.Report, report: adopt.Report):
-        self.db, self.before, self.after_dry_run, self.dry, self.report = db, before, after_dry_run, dry, report
+    def __init__(
+        self, db: ModelDB, before: dict, after_dry_run: dict, dry: adopt.Report, report: adopt.Report
+    ):
+        self.db, self.before, self.after_dry_run, self.dry, self.report = (
+            db,
+            before,
+            after_dry_run,
+            dry,
+            report,
+        )
         self.service = ModelDBService(db)
 
 
@@ -145,7 +159,9 @@ class TestRegistryAfterAdoption:  # writes: runs after the readers above
         from factories import deployment_fields
 
         svc = adopted.service
-        model_id = svc.store_model(author="a", laboratory="slac", facility="lcls", beampath="cu_hxr", description="new")
+        model_id = svc.store_model(
+            author="a", laboratory="slac", facility="lcls", beampath="cu_hxr", description="new"
+        )
         assert model_id > 5
         new = svc.store_deployment(**deployment_fields(1, version="0.0.44+2.g1a2b3c4.dirty"))
         assert new > 8
@@ -245,7 +261,10 @@ class TestCli:
         runner = CliRunner()
         dry = runner.invoke(cli, ["db", "adopt", "--dry-run"], env=env)
         assert dry.exit_code == 0, dry.output
-        assert "Dry run: nothing was changed" in dry.output and "deployment 7: sha256 'placeholder'" in dry.output
+        assert (
+            "Dry run: nothing was changed" in dry.output
+            and "deployment 7: sha256 'placeholder'" in dry.output
+        )
         refused = runner.invoke(cli, ["db", "upgrade"], env=env)
         assert refused.exit_code == 1 and "lume-services db adopt" in refused.output
         done = runner.invoke(cli, ["db", "adopt", "--json"], env=env)

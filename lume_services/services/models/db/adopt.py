@@ -372,7 +372,9 @@ def _rename_to_staging(conn: Connection) -> None:
         op.rename_table(t, STAGING + t)
     if conn.dialect.name == "postgresql":  # constraint and sequence names are schema-wide there
         for t, unique in PREDECESSOR_UNIQUE.items():
-            conn.execute(sa.text(f'ALTER TABLE {STAGING}{t} RENAME CONSTRAINT "{unique}" TO "{STAGING}{unique}"'))
+            conn.execute(
+                sa.text(f'ALTER TABLE {STAGING}{t} RENAME CONSTRAINT "{unique}" TO "{STAGING}{unique}"')
+            )
         for t, key in (("model", "model_id"), ("deployment", "deployment_id"), ("flow_of_flows", "_id")):
             seq = conn.execute(sa.text(f"SELECT pg_get_serial_sequence('{STAGING}{t}', '{key}')")).scalar()
             if seq:
