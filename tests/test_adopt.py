@@ -170,6 +170,22 @@ class TestRegistryAfterAdoption:  # writes: runs after the readers above
         svc.update_project("other", description="now longer than the predecessor's 255 characters " * 5)
 
 
+    def test_a_restore_records_the_real_checksum_and_replaces_the_prefect1_flow(self, adopted):
+        from lume_services.errors import DeploymentConflictError
+        from lume_services.models.registration import same_version
+
+        svc, real, new_flow = adopted.service, "12" * 32, "6f1c5a44-0000-4000-8000-000000000007"
+        assert same_version(svc, 2, "v1.0", real).deployment_id == 7  # no conflict with 'placeholder'
+        fields = dict(model_id=2, version="v1.0", source="https://example.org/my_model-v1.0.tar.gz",
+                      package_import_name="my_model", flow_name="f", project_name="other")  # fmt: skip
+        assert svc.store_deployment_with_flow(sha256=real, flow_id=new_flow, **fields) == (7, new_flow)
+        assert svc.get_deployment(deployment_id=7).sha256 == real
+        assert svc.get_flow(flow_id="child").deployment_id is None  # the Prefect 1 flow is kept, unattached
+        assert svc.get_flow(flow_id=new_flow).deployment_id == 7
+        with pytest.raises(DeploymentConflictError):  # a real checksum is never replaced
+            svc.store_deployment_with_flow(sha256="34" * 32, flow_id=new_flow, **fields)
+
+
 class TestRefusals:
     @pytest.mark.parametrize("dialect", DIALECTS)
     def test_upgrade_and_first_use_name_db_adopt(self, dialect, server_pool, tmp_path):

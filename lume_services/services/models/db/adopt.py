@@ -520,3 +520,34 @@ def _in_tx(conn: Connection, per_step: bool, work: Callable[[], Any]) -> Any:
 def describe(findings: Iterable[Finding]) -> list[str]:
     """One line per finding, for people."""
     return [f"{f.table} {f.key!r}: {f.detail}; {f.resolution}." for f in findings]
+
+
+# -- after the adoption: what a re-store replaces -------------------------------------------
+
+
+def unverified_checksum(sha256: str) -> bool:
+    """True for a stored sha256 that is not 64 lowercase hex digits (kept by the adoption)."""
+    return not (len(sha256) == 64 and set(sha256) <= _SHA256_CHARS)
+
+
+_EVENTS = sa.table("audit_event", sa.column("action"), sa.column("entity_id"))
+_FLOWS = sa.table("flow", sa.column("flow_id"), sa.column("deployment_id"))
+
+
+def is_prefect1_flow(change: Any, flow_id: str) -> bool:
+    """Whether ``flow_id`` is a flow the adoption found registered with Prefect 1."""
+    marked = sa.select(_EVENTS.c.action).where(
+        _EVENTS.c.action == "adopt.prefect1_flow", _EVENTS.c.entity_id == flow_id
+    )
+    return change.execute(marked.limit(1)).first() is not None
+
+
+def release_prefect1_flow(change: Any, taken: dict[int, str], deployment_id: int, *, model_id: int) -> None:
+    """A re-store registers a new flow for an adopted deployment: its Prefect 1 flow is kept, unattached."""
+    old = taken.get(deployment_id)
+    if old is None or not is_prefect1_flow(change, old):
+        return
+    change.execute(_FLOWS.update().where(_FLOWS.c.flow_id == old).values(deployment_id=None))
+    change.record("flow.detached", "flow", old, model_id=model_id,
+                  before={"deployment_id": deployment_id}, after={"deployment_id": None})  # fmt: skip
+    del taken[deployment_id]
