@@ -169,7 +169,6 @@ class TestRegistryAfterAdoption:  # writes: runs after the readers above
         assert [d.deployment_id for d in svc.get_deployments(model_id=1) if d.is_live] == [new]
         svc.update_project("other", description="now longer than the predecessor's 255 characters " * 5)
 
-
     def test_a_restore_records_the_real_checksum_and_replaces_the_prefect1_flow(self, adopted):
         from lume_services.errors import DeploymentConflictError
         from lume_services.models.registration import same_version
@@ -289,3 +288,27 @@ class TestCli:
         listed = runner.invoke(cli, ["models", "list", "--json"], env=env)
         assert [m["model"]["model_id"] for m in json.loads(listed.output)["items"]] == [1, 2, 5]
         db.dispose()
+
+
+class TestPredecessorSettings:
+    def test_every_predecessor_variable_is_accepted(self, lume_home, monkeypatch, caplog):
+        from lume_services import config
+
+        env = {
+            "LUME_BACKEND": "docker", "LUME_MODEL_DB__HOST": "db.example.org", "LUME_MODEL_DB__PORT": "3306",
+            "LUME_MODEL_DB__USER": "lume", "LUME_MODEL_DB__PASSWORD": "s3cret-pw", "LUME_MODEL_DB__DATABASE": "lume_services_models",
+            "LUME_MODEL_DB__DIALECT_STR": "mysql+pymysql", "LUME_MODEL_DB__CONNECTION__POOL_SIZE": "3",
+            "LUME_MODEL_DB__CONNECTION__POOL_PRE_PING": "false", "LUME_RESULTS_DB__HOST": "mongo",
+            "LUME_RESULTS_DB__PORT": "27017", "LUME_PREFECT__SERVER__TAG": "core-1.4.0",
+            "LUME_PREFECT__SERVER__HOST": "http://localhost", "LUME_PREFECT__UI__HOST_PORT": "8080",
+            "LUME_PREFECT__AGENT__HOST_PORT": "5000", "LUME_PREFECT__TELEMETRY__ENABLED": "false",
+            "LUME_PREFECT__BACKEND": "server", "LUME_PREFECT__ISOLATED": "true",
+            "LUME_MOUNTED_FILESYSTEM__IDENTIFIER": "mounted", "LUME_MOUNTED_FILESYSTEM__MOUNT_PATH": "/data",
+        }  # fmt: skip
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        config.configure()
+        db_config = config._settings.model_db_config()
+        assert db_config.safe_url() == "mysql+pymysql://lume:***@db.example.org:3306/lume_services_models"
+        assert (db_config.connection.pool_size, db_config.connection.pool_pre_ping) == (3, False)
+        assert "LUME_PREFECT__SERVER" in caplog.text and "s3cret-pw" not in caplog.text
