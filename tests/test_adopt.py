@@ -185,6 +185,37 @@ class TestRegistryAfterAdoption:  # writes: runs after the readers above
             svc.store_deployment_with_flow(sha256="34" * 32, flow_id=new_flow, **fields)
 
 
+class TestPlanRules:
+    """The rules on rows as read from a database (pure: no database needed)."""
+
+    def rows(self) -> dict:
+        return {name: [predecessor._naive(r) for r in rows] for name, rows in predecessor.ROWS.items()}
+
+    def test_server_local_times_are_shifted_to_utc(self):
+        plan = adopt._plan(self.rows(), 3600)  # a server one hour ahead of UTC
+        assert plan.rows["model"][0]["created"].isoformat() == "2022-05-01T11:30:15"
+        assert plan.rows["deployment"][0]["deploy_date"].isoformat() == "2022-05-02T11:30:15"
+
+    def test_missing_or_zero_times_become_the_unknown_time_and_are_reported(self):
+        rows = self.rows()
+        rows["model"][2]["created"] = None
+        rows["deployment"][4]["deploy_date"] = "0000-00-00 00:00:00"  # MySQL's zero date, unparsed
+        plan = adopt._plan(rows, 0)
+        assert (
+            plan.rows["model"][2]["created"]
+            == plan.rows["deployment"][4]["deploy_date"]
+            == adopt.UNKNOWN_TIME
+        )
+        missing = [(f.table, f.key) for f in plan.findings if f.kind == "time_missing"]
+        assert missing == [("model", 5), ("deployment", 8)]
+
+    def test_orphans_are_refused(self):
+        rows = self.rows()
+        rows["deployment"][0]["model_id"] = 99
+        with pytest.raises(AdoptionRefusedError, match="deployment 1 refers to model 99"):
+            adopt._refuse_orphans(rows, "sqlite:///x.db")
+
+
 class TestRefusals:
     @pytest.mark.parametrize("dialect", DIALECTS)
     def test_upgrade_and_first_use_name_db_adopt(self, dialect, server_pool, tmp_path):

@@ -59,8 +59,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import DBAPIError
 
-from lume_services.errors import AdoptionRefusedError
+from lume_services.errors import AdoptionRefusedError, DatabaseError, driver_reason
 
 if TYPE_CHECKING:
     from lume_services.services.models.db.db import ModelDB
@@ -211,14 +212,59 @@ def _utc_offset(conn: Connection) -> int:
     return int(round(seconds / 900.0)) * 900  # offsets are whole quarter hours
 
 
-def _to_utc(value: Any, offset: int) -> Any:
-    if isinstance(value, str):  # SQLite text that the reflected type did not parse
-        value = datetime.fromisoformat(value)
+UNKNOWN_TIME = datetime(1970, 1, 1)
+"""What a missing or unreadable predecessor time becomes (it sorts first: never the "latest")."""
+
+
+def _to_utc(value: Any, offset: int) -> Optional[datetime]:
+    """Naive UTC from a predecessor time (None: missing or unreadable, e.g. MySQL's zero date)."""
+    if isinstance(value, str):  # text that the driver did not parse
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if not isinstance(value, datetime):
-        return value
+        return None
     if value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value - timedelta(seconds=offset)
+
+
+def _times(rows: list[dict[str, Any]], table: str, key: str, column: str, offset: int,
+           found: Callable[..., None]) -> list[dict[str, Any]]:  # fmt: skip
+    out = []
+    for row in rows:
+        value = _to_utc(row[column], offset)
+        if value is None:
+            value = UNKNOWN_TIME
+            found("time_missing", table, row[key], f"{column} is {row[column]!r}",
+                  f"set to {UNKNOWN_TIME.isoformat()}Z (unknown; sorts first)", row.get("model_id"),
+                  {column: None if row[column] is None else str(row[column])}, {column: UNKNOWN_TIME.isoformat()})  # fmt: skip
+        out.append({**row, column: value})
+    return out
+
+
+def _refuse_orphans(rows: dict[str, list[dict[str, Any]]], database: str) -> None:
+    """Rows whose parent is missing (possible only where the predecessor ran without foreign keys)."""
+    have = {
+        "model": {m["model_id"] for m in rows["model"]},
+        "deployment": {d["deployment_id"] for d in rows["deployment"]},
+        "project": {p["project_name"] for p in rows["project"]},
+        "flow": {f["flow_id"] for f in rows["flow"]},
+    }
+    refs = [("deployment", "deployment_id", "model_id", "model"), ("flow", "flow_id", "deployment_id", "deployment"),
+            ("flow", "flow_id", "project_name", "project"), ("flow_of_flows", "_id", "flow_id", "flow"),
+            ("flow_of_flows", "_id", "parent_flow_id", "flow")]  # fmt: skip
+    problems = [
+        f"{table} {row[key]!r} refers to {parent} {row[column]!r}, which does not exist"
+        for table, key, column, parent in refs
+        for row in rows[table]
+        if row[column] not in have[parent]
+    ]
+    if problems:
+        raise AdoptionRefusedError(
+            database, problems[:20] + ([f"and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        )
 
 
 def _read(conn: Connection, prefix: str) -> dict[str, list[dict[str, Any]]]:
@@ -253,9 +299,9 @@ def _plan(rows: dict[str, list[dict[str, Any]]], offset: int) -> _Plan:
         events.append(dict(action=f"adopt.{kind}", entity=table, entity_id=str(key), model_id=model_id,
                            before=before, after=after))  # fmt: skip
 
-    models = [{**m, "created": _to_utc(m["created"], offset)} for m in rows["model"]]
-    deployments = [{**d, "deploy_date": _to_utc(d["deploy_date"], offset), "is_live": bool(d["is_live"])}
-                   for d in rows["deployment"]]  # fmt: skip
+    models = _times(rows["model"], "model", "model_id", "created", offset, found)
+    deployments = [{**d, "is_live": bool(d["is_live"])}
+                   for d in _times(rows["deployment"], "deployment", "deployment_id", "deploy_date", offset, found)]  # fmt: skip
     _resolve_live(deployments, found)
     _resolve_checksums(deployments, found)
     parents = {s["parent_flow_id"] for s in rows["flow_of_flows"]}
@@ -464,7 +510,26 @@ def _revision(conn: Connection) -> Optional[str]:
 
 
 def adopt(model_db: ModelDB, *, dry_run: bool = False) -> Report:
-    """Report on (``dry_run``) or adopt the predecessor database of ``model_db``; see the module docstring."""
+    """Report on (``dry_run``) or adopt the predecessor database of ``model_db``; see the module docstring.
+
+    A database failure is a DatabaseError saying what it left: nothing (SQLite,
+    PostgreSQL, or a dry run), or a state that a second ``db adopt`` resumes from.
+    """
+    try:
+        return _adopt(model_db, dry_run=dry_run)
+    except DBAPIError as exc:
+        resumable = model_db.dialect in ("mysql", "mariadb") and not dry_run
+        consequence = (
+            "MySQL/MariaDB cannot roll back DDL: the adoption stopped halfway, its old tables are kept; "
+            "run `lume-services db adopt` again to finish it."
+            if resumable
+            else "Nothing was changed."
+        )
+        raise DatabaseError("db adopt", driver_reason(exc, secret=model_db.url.password),
+                            consequence=consequence) from None  # fmt: skip
+
+
+def _adopt(model_db: ModelDB, *, dry_run: bool) -> Report:
     engine = model_db.engine.execution_options(lume_write=True)
     with engine.connect() as conn:
         with conn.begin():
@@ -474,7 +539,9 @@ def adopt(model_db: ModelDB, *, dry_run: bool = False) -> Report:
                 return report
             prefix = STAGING if report.state == "interrupted" else ""
             report.utc_offset_seconds = _utc_offset(conn)
-            plan = _plan(_read(conn, prefix), report.utc_offset_seconds)
+            rows = _read(conn, prefix)
+            _refuse_orphans(rows, report.database)
+            plan = _plan(rows, report.utc_offset_seconds)
             report.rows = {name: len(rows) for name, rows in plan.rows.items()}
             report.findings, report.prefect1_flows = plan.findings, plan.prefect1_flows
         if dry_run:
