@@ -311,6 +311,7 @@ class TestCli:
             "Dry run: nothing was changed" in dry.output
             and "deployment 7: sha256 'placeholder'" in dry.output
         )
+        assert "lume-services db adopt" in runner.invoke(cli, ["db", "current"], env=env).output
         refused = runner.invoke(cli, ["db", "upgrade"], env=env)
         assert refused.exit_code == 1 and "lume-services db adopt" in refused.output
         done = runner.invoke(cli, ["db", "adopt", "--json"], env=env)
@@ -318,6 +319,26 @@ class TestCli:
         assert json.loads(done.output)["adopted"] is True
         listed = runner.invoke(cli, ["models", "list", "--json"], env=env)
         assert [m["model"]["model_id"] for m in json.loads(listed.output)["items"]] == [1, 2, 5]
+        db.dispose()
+
+    def test_doctor_names_the_deployments_still_on_prefect_1(
+        self, server_pool, tmp_path, lume_home, monkeypatch
+    ):
+        from datetime import timedelta
+
+        from lume_services import config
+        from lume_services.models.doctor import ATTENTION, OK, _Doctor
+
+        db = predecessor_db("sqlite", server_pool, tmp_path)
+        monkeypatch.setenv("LUME_MODEL_DB__URL", str(db.url))
+        doctor = _Doctor(config.configure(), False, timedelta(0))
+        schema = doctor.schema()
+        assert schema.status == ATTENTION and "db adopt" in schema.summary + schema.fix
+        adopt.adopt(db)
+        assert doctor.schema().status == OK
+        found = doctor.prefect1_flows()
+        assert found.status == ATTENTION and len(found.items) == 4  # uuid-b is unattached
+        assert "deployments create" in found.fix
         db.dispose()
 
 

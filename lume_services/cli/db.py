@@ -25,6 +25,17 @@ def _revision(revision: Optional[str]) -> str:
     return revision or "(none: the database has no lume-services schema)"
 
 
+def _adopt_needed(model_db: ModelDB) -> Optional[str]:
+    """The schema check's message if the database needs `db adopt` (None if not)."""
+    from lume_services.errors import PredecessorSchemaError
+
+    try:
+        model_db.refuse_predecessor()
+    except PredecessorSchemaError as exc:
+        return str(exc)
+    return None
+
+
 @db.command()
 @json_option
 @handle_errors
@@ -34,14 +45,18 @@ def current(as_json: bool) -> None:
 
     model_db = _model_db()
     rev, head = migrations.current(model_db), migrations.head()
+    adopt_needed = _adopt_needed(model_db) if rev != head else None
     if as_json:
-        print_json({"url": model_db.safe_url(), "current": rev, "head": head, "upgrade_needed": rev != head})
+        print_json({"url": model_db.safe_url(), "current": rev, "head": head, "upgrade_needed": rev != head,
+                    "adopt_needed": adopt_needed is not None})  # fmt: skip
         return
     print_fields(
         [("Database", model_db.safe_url()), ("Current revision", _revision(rev)), ("Head revision", head)]
     )
     if rev == head:
         click.echo("The schema is up to date.")
+    elif adopt_needed is not None:
+        click.echo(adopt_needed)
     else:
         click.echo("An upgrade is needed: run `lume-services db upgrade`.")
 

@@ -618,3 +618,10 @@ def release_prefect1_flow(change: Any, taken: dict[int, str], deployment_id: int
     change.record("flow.detached", "flow", old, model_id=model_id,
                   before={"deployment_id": deployment_id}, after={"deployment_id": None})  # fmt: skip
     del taken[deployment_id]
+
+
+def prefect1_flow_ids(model_db: ModelDB) -> set[str]:
+    """The flows the adoption found registered with Prefect 1 (attached or not)."""
+    marked = sa.select(_EVENTS.c.entity_id).where(_EVENTS.c.action == "adopt.prefect1_flow")
+    with model_db.connection(write=False) as conn:
+        return set(conn.execute(marked).scalars())
