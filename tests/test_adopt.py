@@ -274,7 +274,33 @@ class TestResumeOnMariaDB:
         svc = ModelDBService(db)
         assert sorted(d.deployment_id for d in svc.get_deployments()) == [1, 2, 3, 7, 8]
         assert len(svc.get_flows()) == 5
+        assert actions(db).count("adopt.completed") == actions(db).count("adopt.live_demoted") == 1
         db.dispose()
+
+    def test_rerun_after_the_staging_tables_were_partly_dropped(self, server_pool, tmp_path, monkeypatch):
+        db = predecessor_db("mariadb", server_pool, tmp_path)
+
+        def interrupt(done: str) -> None:
+            if done == "record":
+                raise RuntimeError("interrupted while dropping")
+
+        monkeypatch.setattr(adopt, "after_step", interrupt)
+        with pytest.raises(RuntimeError):
+            adopt.adopt(db)
+        with db.engine.begin() as conn:  # the drop step got as far as the children
+            conn.execute(sa.text(f"DROP TABLE {adopt.STAGING}flow_of_flows, {adopt.STAGING}flow"))
+        monkeypatch.setattr(adopt, "after_step", None)
+        assert adopt.adopt(db, dry_run=True).state == "cleanup"
+        report = adopt.adopt(db)
+        assert (report.state, report.steps) == ("cleanup", ["drop"])
+        assert schema_diff(db) == [] and actions(db).count("adopt.completed") == 1
+        assert adopt.adopt(db).state == "ours"
+        db.dispose()
+
+
+def actions(db: ModelDB) -> list[str]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT action FROM audit_event")).scalars())
 
 
 class TestSingleTransaction:

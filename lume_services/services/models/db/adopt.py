@@ -94,6 +94,8 @@ PREDECESSOR_UNIQUE = {
     "flow_of_flows": "_flow_of_flow_entry",
 }
 _SHA256_CHARS = set("0123456789abcdef")
+_EVENTS = sa.table("audit_event", sa.column("action"), sa.column("entity_id"))
+_FLOWS = sa.table("flow", sa.column("flow_id"), sa.column("deployment_id"))
 
 # Test hook: called with each step's name once the step is done (a failure here
 # is how the tests interrupt an adoption halfway).
@@ -116,7 +118,7 @@ class Report:
     """What ``db adopt`` found and did (or, in a dry run, would do)."""
 
     database: str
-    state: str  # empty | ours | predecessor | interrupted
+    state: str  # empty | ours | predecessor | interrupted | cleanup (only the staging tables left to drop)
     dry_run: bool = True
     revision_before: Optional[str] = None
     revision_after: Optional[str] = None
@@ -142,6 +144,8 @@ def inspect_database(conn: Connection) -> str:
         return "ours"
     if any(t.startswith(STAGING) for t in tables):
         missing = sorted(STAGING + t for t in PARENTS_FIRST if STAGING + t not in tables)
+        if missing and _recorded(conn):
+            return "cleanup"  # interrupted while dropping the staging tables: only that is left
         if missing:
             raise AdoptionRefusedError(
                 str(conn.engine.url.render_as_string(hide_password=True)),
@@ -154,6 +158,14 @@ def inspect_database(conn: Connection) -> str:
     if problems:
         raise AdoptionRefusedError(conn.engine.url.render_as_string(hide_password=True), problems)
     return "predecessor"
+
+
+def _recorded(conn: Connection) -> bool:
+    """Whether the adoption's completion is recorded (its last step before dropping the staging tables)."""
+    if not inspect(conn).has_table("audit_event"):
+        return False
+    done = sa.select(_EVENTS.c.action).where(_EVENTS.c.action == "adopt.completed").limit(1)
+    return conn.execute(done).first() is not None
 
 
 def predecessor_problems(conn: Connection, tables: set[str], prefix: str = "") -> list[str]:
@@ -499,8 +511,10 @@ def _record(conn: Connection, plan: _Plan, report: Report) -> None:
 
 
 def _drop_staging(conn: Connection) -> None:
+    existing = set(inspect(conn).get_table_names())
     for t in reversed(PARENTS_FIRST):  # children first: no foreign-key action fires
-        conn.execute(sa.text(f"DROP TABLE {STAGING}{t}"))
+        if STAGING + t in existing:
+            conn.execute(sa.text(f"DROP TABLE {STAGING}{t}"))
 
 
 def _revision(conn: Connection) -> Optional[str]:
@@ -536,6 +550,11 @@ def _adopt(model_db: ModelDB, *, dry_run: bool) -> Report:
             report = Report(database=model_db.safe_url(), state=inspect_database(conn), dry_run=dry_run)
             report.revision_before = report.revision_after = _revision(conn)
             if report.state in ("empty", "ours"):
+                return report
+            if report.state == "cleanup":
+                if not dry_run:
+                    _drop_staging(conn)
+                    report.steps.append("drop")
                 return report
             prefix = STAGING if report.state == "interrupted" else ""
             report.utc_offset_seconds = _utc_offset(conn)
@@ -595,10 +614,6 @@ def describe(findings: Iterable[Finding]) -> list[str]:
 def unverified_checksum(sha256: str) -> bool:
     """True for a stored sha256 that is not 64 lowercase hex digits (kept by the adoption)."""
     return not (len(sha256) == 64 and set(sha256) <= _SHA256_CHARS)
-
-
-_EVENTS = sa.table("audit_event", sa.column("action"), sa.column("entity_id"))
-_FLOWS = sa.table("flow", sa.column("flow_id"), sa.column("deployment_id"))
 
 
 def is_prefect1_flow(change: Any, flow_id: str) -> bool:
