@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,26 @@ class TestRows:
         assert {f.flow_id for f in svc.get_flows()} == {"test", "uuid-a", "uuid-b", "parent", "child"}
         assert deployments[1].version == "v0.0" and deployments[1].model_id == 1
         assert deployments[2].deploy_date.isoformat() == "2022-05-03T12:30:15+00:00"  # UTC server: no shift
+
+    def test_every_value_of_every_row_is_kept_but_for_the_resolved_ones(self, adopted):
+        changed = {("deployment", 1): {"is_live": False}, ("deployment", 8): {"sha256": "ab" * 32},
+                   ("flow", "uuid-b"): {"deployment_id": None}, ("flow_of_flows", 1): {"position": 2},
+                   ("flow_of_flows", 2): {"position": 3}, ("flow_of_flows", 4): {"position": 1}}  # fmt: skip
+        keys = {"model": "model_id", "project": "project_name", "deployment": "deployment_id",
+                "flow": "flow_id", "flow_of_flows": "_id"}  # fmt: skip
+        with adopted.db.engine.connect() as conn:
+            for table, key in keys.items():
+                stored = {r[key]: r for r in conn.execute(sa.text(f"SELECT * FROM {table}")).mappings()}
+                assert sorted(stored) == sorted(r[key] for r in predecessor.ROWS[table])
+                for old in predecessor.ROWS[table]:
+                    want = {**predecessor._naive(old), **changed.get((table, old[key]), {})}
+                    got = {c: stored[old[key]][c] for c in want}
+                    if "is_live" in got:
+                        got["is_live"] = bool(got["is_live"])
+                    for column in ("created", "deploy_date"):  # SQLite returns text to plain SQL
+                        if isinstance(got.get(column), str):
+                            got[column] = datetime.fromisoformat(got[column])
+                    assert got == want, (table, old[key])
 
     def test_refused_values_resolved_by_the_rules(self, adopted):
         svc = adopted.service
