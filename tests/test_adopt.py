@@ -155,6 +155,10 @@ class TestRows:
         assert svc.get_flow(flow_id="uuid-a").deployment_id == 2
         with adopted.db.engine.connect() as conn:
             steps = conn.execute(sa.text("SELECT _id, position FROM flow_of_flows ORDER BY position")).all()
+            unmapped = conn.execute(
+                sa.text("SELECT count(*) FROM flow_of_flows WHERE mapped_parameters IS NULL")
+            )
+            assert unmapped.scalar_one() == 3  # SQL NULL, not JSON null
         assert [tuple(s) for s in steps] == [(4, 1), (1, 2), (2, 3)]
 
     def test_history_records_the_adoption(self, adopted):

@@ -373,7 +373,7 @@ def _resolve_checksums(deployments: list[dict[str, Any]], found: Callable[..., N
 def _renumber(steps: list[dict[str, Any]], found: Callable[..., None]) -> list[dict[str, Any]]:
     by_parent: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
-        by_parent[s["parent_flow_id"]].append({**s, "mapped_parameters": None})
+        by_parent[s["parent_flow_id"]].append(dict(s))  # mapped_parameters: SQL NULL (never JSON null)
     out = []
     for parent, group in by_parent.items():
         group.sort(key=lambda s: (s["position"], s["_id"]))
