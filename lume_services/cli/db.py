@@ -45,11 +45,10 @@ def current(as_json: bool) -> None:
 
     model_db = _model_db()
     rev, head = migrations.current(model_db), migrations.head()
-    adopt_needed = _adopt_needed(model_db) if rev != head else None
     if as_json:
-        print_json({"url": model_db.safe_url(), "current": rev, "head": head, "upgrade_needed": rev != head,
-                    "adopt_needed": adopt_needed is not None})  # fmt: skip
+        print_json({"url": model_db.safe_url(), "current": rev, "head": head, "upgrade_needed": rev != head})
         return
+    adopt_needed = _adopt_needed(model_db) if rev != head else None
     print_fields(
         [("Database", model_db.safe_url()), ("Current revision", _revision(rev)), ("Head revision", head)]
     )
