@@ -34,6 +34,8 @@ attributes. Secrets are never part of a message.
     ├── ConfigurationError
     │   ├── EnvironmentNotConfiguredError
     │   ├── SchemaNotCurrentError
+    │   │   └── PredecessorSchemaError
+    │   ├── AdoptionRefusedError
     │   └── SchedulingNotConfiguredError
     ├── DatabaseError
     ├── EnvironmentResolutionError
@@ -339,6 +341,33 @@ class SchemaNotCurrentError(ConfigurationError):
         super().__init__(
             f"The model database {database} is at schema revision {current!r}, "
             f"but this lume-services needs {head!r}; run `lume-services db upgrade`."
+        )
+
+
+class PredecessorSchemaError(SchemaNotCurrentError):
+    """The database holds the predecessor lume-services' tables (or a half-done adoption of them)."""
+
+    def __init__(self, database: str, why: str, head: str) -> None:
+        self.current = None
+        self.head = head
+        self.why = why
+        ConfigurationError.__init__(
+            self,
+            f"The model database {database} cannot be upgraded: {why}. Back it up, then run "
+            "`lume-services db adopt --dry-run` to see what would change and `lume-services db adopt` "
+            "to convert it in place (see \"Coming from the predecessor\" in the README).",
+        )
+
+
+class AdoptionRefusedError(ConfigurationError):
+    """``db adopt`` found a database that is neither empty, ours, nor the predecessor's."""
+
+    def __init__(self, database: str, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"The model database {database} is neither empty, a lume-services database, nor one of "
+            f"the predecessor lume-services: {'; '.join(self.problems)}. Nothing was changed; point "
+            "LUME_MODEL_DB__* at the predecessor's database, or adopt it by hand."
         )
 
 

@@ -101,6 +101,7 @@ class _Doctor:
         yield self._guarded("temporary files", self.temporary_files)
         yield self._guarded("unused environments", self.unused_environments)
         yield self._guarded("missing environments", self.missing_environments)
+        yield self._guarded("prefect 1 flows", self.prefect1_flows)
         api = self._guarded("prefect api", self.prefect_api)
         yield api
         if api.status == OK:
@@ -153,6 +154,10 @@ class _Doctor:
             f"The database schema is at revision {found or '(none)'}; this release needs {SCHEMA_REVISION}."
         )
         why = "Every read and write refuses to run until the schema is at head."
+        adopt = self._needs_adoption(db)
+        if adopt is not None:
+            return Finding("schema", ATTENTION, f"{summary} {adopt}", why,
+                           "Nothing automatic: back the database up, then run `lume-services db adopt`.")  # fmt: skip
         if found is not None and found > SCHEMA_REVISION:
             return Finding("schema", ATTENTION, summary, why, "Nothing: upgrade lume-services instead.")
         if not self.fix:
@@ -160,6 +165,34 @@ class _Doctor:
         db.upgrade_schema()
         self.schema_ok = True
         return Finding("schema", FIXED, summary, why, f"Done: upgraded to {SCHEMA_REVISION}.")
+
+    @staticmethod
+    def _needs_adoption(db: Any) -> Optional[str]:
+        from lume_services.errors import PredecessorSchemaError
+
+        try:
+            db.refuse_predecessor()
+        except PredecessorSchemaError as exc:
+            return f"The database needs `lume-services db adopt`: {exc.why}."
+        return None
+
+    def prefect1_flows(self) -> Finding:
+        if (skipped := self._needs_schema("prefect 1 flows")) is not None:
+            return skipped
+        from lume_services.services.models.db.adopt import prefect1_flow_ids
+
+        marked = prefect1_flow_ids(self.ctx.model_db())
+        stale = [f for f in self.flows if f.flow_id in marked and f.deployment_id is not None]
+        if not stale:
+            return Finding("prefect 1 flows", OK, "No deployment has a flow registered with Prefect 1.")
+        return Finding(
+            "prefect 1 flows", ATTENTION,
+            f"{len(stale)} deployments adopted from the predecessor still have their Prefect 1 flow.",
+            "They cannot run: Prefect 3 does not know those flows.",
+            "Nothing automatic: store each deployment again (`lume-services deployments create SOURCE "
+            "--model-id ID --project NAME`) to register it with Prefect 3; the old flow row is kept.",
+            [f"flow {f.flow_id!r} of deployment {f.deployment_id}" for f in stale],
+        )  # fmt: skip
 
     def builds(self) -> Finding:
         stale = self.envs.stale()

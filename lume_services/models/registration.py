@@ -30,6 +30,7 @@ from lume_services.errors import (
     UnexpectedError,
     ValidationError,
 )
+from lume_services.services.models.db.adopt import unverified_checksum
 from lume_services.services.models.records import DeploymentRecord
 from lume_services.services.scheduling.service import FlowRegistration
 
@@ -160,7 +161,7 @@ def refuse_unapproved_live(
 def same_version(svc: Any, model_id: int, version: str, sha256: str) -> Optional[DeploymentRecord]:
     """The model's deployment of ``version`` (None if there is none); another sha256 raises DeploymentConflictError."""
     found = svc.get_deployments(model_id=model_id, version=version)
-    if found and found[0].sha256 != sha256:
+    if found and found[0].sha256 != sha256 and not unverified_checksum(found[0].sha256):  # adopted: replaced
         raise DeploymentConflictError(model_id, version, found[0].sha256, sha256)
     return found[0] if found else None
 

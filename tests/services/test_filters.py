@@ -104,7 +104,7 @@ class TestOtherFilterValues:
             (dict(author=b"slac"), "author", "expected text, got bytes"),
             (dict(model_id=2**31), "model_id", "must be between -2147483648 and 2147483647"),
             (dict(model_id=1.0), "model_id", "expected an integer, got float"),
-            (dict(require_approval=1), "require_approval", "expected True or False"),
+            (dict(require_approval=2), "require_approval", "expected True or False"),
         ],
     )
     def test_models(self, service, kwargs, field, problem):

@@ -370,7 +370,13 @@ class TestUpdateDeployment:
         with pytest.raises(DeploymentNotFoundError):
             service.set_live(777)
         with pytest.raises(ValidationError):
-            service.update_deployment(make_deployment(service), is_live=1)
+            service.update_deployment(make_deployment(service), is_live=2)
+
+    def test_the_predecessors_integer_booleans(self, service):
+        dep = make_deployment(service)
+        assert service.update_deployment(dep, is_live=1).is_live is True
+        assert [d.deployment_id for d in service.get_deployments(deployment_id=dep, is_live=1)] == [dep]
+        assert service.update_deployment(dep, is_live=0).is_live is False
 
 
 class TestDeleteDeployment:

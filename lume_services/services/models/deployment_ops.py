@@ -311,7 +311,7 @@ class DeploymentOps(ServiceBase):
         """
         check_value(Deployment, "deployment_id", deployment_id)
         if is_live is not None:
-            check_value(Deployment, "is_live", is_live)
+            is_live = check_value(Deployment, "is_live", is_live)
         if image is not None:
             check_value(Deployment, "image", image)
 

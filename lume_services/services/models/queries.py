@@ -17,6 +17,7 @@ from lume_services.errors import (
     ProjectNotFoundError,
     ValidationError,
 )
+from lume_services.services.models.db import adopt
 from lume_services.services.models.db.schema import (
     Deployment,
     DeploymentVariables,
@@ -253,14 +254,18 @@ def upsert_deployment(
     """Insert a deployment (not live) with its variables, or find the identical one; the model must be locked.
 
     The same version with another sha256 raises DeploymentConflictError (the
-    same sha256 has the same variables). Making it live is the caller's next
-    step (``change.make_live``).
+    same sha256 has the same variables), unless the stored one is an
+    unverifiable checksum kept by ``db adopt``: then it is replaced. Making it
+    live is the caller's next step (``change.make_live``).
     """
     model_id, version = values["model_id"], values["version"]
     existing = change.execute(_VERSION, {"_model_id": model_id, "_version": version}).first()
     if existing is not None:
         if existing.sha256 != values["sha256"]:
-            raise DeploymentConflictError(model_id, version, existing.sha256, values["sha256"])
+            if not adopt.unverified_checksum(existing.sha256):
+                raise DeploymentConflictError(model_id, version, existing.sha256, values["sha256"])
+            _record_checksum(change, existing.deployment_id, model_id, existing.sha256, values["sha256"])
+            insert_variables(change, existing.deployment_id, variables)  # adopted rows predate variables
         return existing.deployment_id
     row = {**values, "is_live": False, "deploy_date": change.now}
     deployment_id = change.execute(insert(_DEPLOYMENTS), row).inserted_primary_key[0]
@@ -273,6 +278,15 @@ def insert_variables(change: Change, deployment_id: int, variables: Optional[Map
     """The new deployment's variables row (``variables_values``; None: its package declares none)."""
     if variables is not None:
         change.execute(insert(_VARIABLES), {"deployment_id": deployment_id, **variables})
+
+
+def _record_checksum(change: Change, deployment_id: int, model_id: int, old: str, new: str) -> None:
+    """An adopted deployment's unverifiable sha256 replaced by the one a re-store computed."""
+    change.execute(
+        _DEPLOYMENTS.update().where(_DEPLOYMENTS.c.deployment_id == deployment_id).values(sha256=new)
+    )
+    change.record("deployment.updated", "deployment", deployment_id, model_id=model_id,
+                  before={"sha256": old}, after={"sha256": new})  # fmt: skip
 
 
 def record_deployment_created(change: Change, deployment_id: int, row: Mapping[str, Any]) -> None:
@@ -296,7 +310,9 @@ def insert_flow(change: Change, values: dict[str, Any], *, model_id: int) -> str
             flow_id,
             f"for deployment {by_id.deployment_id!r} as {by_id.flow_name!r} in project {by_id.project_name!r}",
         )
-    claim_flow(flows_of(change, [deployment_id]), deployment_id, flow_id)
+    taken = flows_of(change, [deployment_id])
+    adopt.release_prefect1_flow(change, taken, deployment_id, model_id=model_id)
+    claim_flow(taken, deployment_id, flow_id)
     change.execute(insert(_FLOWS), {**values, "composite": False})
     change.record("flow.created", "flow", flow_id, model_id=model_id, after=values)
     return flow_id

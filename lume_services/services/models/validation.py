@@ -39,7 +39,7 @@ def columns(table: type[DeclarativeBase]) -> dict[str, Any]:
 
 
 def check_value(table: type[DeclarativeBase], field: str, value: Any, *, as_filter: bool = False) -> Any:
-    """Validate one value for ``table.field``; returns it unchanged.
+    """Validate one value for ``table.field``; returns it unchanged (0 and 1 for a boolean as False/True).
 
     With ``as_filter`` only the type and encodability are checked: a value
     that is too long simply matches nothing, and an integer only has to fit
@@ -54,9 +54,11 @@ def check_value(table: type[DeclarativeBase], field: str, value: Any, *, as_filt
         raise ValidationError(field, value, "a value is required", consequence)
     col_type = _base_type(column.type)
     if isinstance(col_type, Boolean):
+        if type(value) is int and value in (0, 1):  # the predecessor's callers pass is_live=1
+            return bool(value)
         if not isinstance(value, bool):
             raise ValidationError(
-                field, value, f"expected True or False, got {type(value).__name__}", consequence
+                field, value, f"expected True or False (or 0 or 1), got {value!r}", consequence
             )
     elif isinstance(col_type, Integer):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -191,7 +193,7 @@ def check_filters(table: type[DeclarativeBase], filters: Mapping[str, Any]) -> d
     for field, value in resolved.items():
         if field == "sha256" and isinstance(value, str):
             value = resolved[field] = value.strip().lower().removeprefix("sha256:")
-        check_value(table, field, value, as_filter=True)
+        resolved[field] = check_value(table, field, value, as_filter=True)
     return resolved
 
 

@@ -38,6 +38,11 @@ from lume_services.services.scheduling.settings import PrefectSettings
 # registry) it is how a sweep recognises the registry's deployments.
 REGISTRY_TAG = "lume-services"
 PAGE = 200
+_NO_SUCH_DEPLOYMENT = (
+    "no such Prefect deployment (a flow adopted from the predecessor lume-services was registered "
+    "with Prefect 1: store its deployment again, `lume-services deployments create SOURCE --model-id ID "
+    "--project NAME`, to register it with Prefect 3)"
+)
 
 
 @dataclass(frozen=True)
@@ -343,7 +348,7 @@ class SchedulingService:
         try:
             deployment = client.read_deployment(UUID(flow_id))
         except (ObjectNotFound, ValueError):
-            raise RegistrationError(f"flow {flow_id!r}", "no such Prefect deployment") from None
+            raise RegistrationError(f"flow {flow_id!r}", _NO_SUCH_DEPLOYMENT) from None
         schema = deployment.parameter_openapi_schema or {}
         runs.check_parameters(schema, {**(deployment.parameters or {}), **parameters}, deployment.name)
         return deployment, client.create_flow_run_from_deployment(deployment.id, parameters=dict(parameters))

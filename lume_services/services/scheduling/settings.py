@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+log = logging.getLogger(__name__)
+
+PREFECT1_KEYS = ("server", "ui", "agent", "telemetry", "home_dir", "debug", "backend", "image", "isolated")
+"""The predecessor's Prefect 1 settings (LUME_PREFECT__SERVER__TAG, ...): accepted and ignored."""
 
 
 class PrefectSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_prefect1_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        old = sorted(k for k in data if isinstance(k, str) and k.lower() in PREFECT1_KEYS)
+        if old:
+            names = ", ".join(f"LUME_PREFECT__{k.upper()}" for k in old)
+            log.warning("ignoring the predecessor's Prefect 1 settings %s: Prefect 3 uses LUME_PREFECT__API_URL", names)
+        return {k: v for k, v in data.items() if k not in old}
 
     api_url: Optional[str] = Field(
         default=None,

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lume_services.errors import (
     ConfigurationError,
     DatabaseError,
+    PredecessorSchemaError,
     SchemaNotCurrentError,
     driver_reason,
 )
@@ -339,6 +340,7 @@ class ModelDB:
         current = self.schema_revision()
         if current == SCHEMA_REVISION:
             return
+        self.refuse_predecessor()
         if not self.auto_migrate:
             raise SchemaNotCurrentError(self.safe_url(), current, SCHEMA_REVISION)
         self.upgrade_schema()
@@ -349,11 +351,24 @@ class ModelDB:
 
         with self._migration_lock():
             if self.schema_revision() != SCHEMA_REVISION:
+                self.refuse_predecessor()
                 log.info("upgrading model database schema to %s", SCHEMA_REVISION)
                 try:
                     migrations.upgrade(self)
                 except DBAPIError as exc:
                     raise DatabaseError("schema upgrade", self._reason(exc)) from None
+
+    def refuse_predecessor(self) -> None:
+        """Raise PredecessorSchemaError if the database needs ``db adopt`` rather than an upgrade."""
+        from lume_services.services.models.db.adopt import is_predecessor
+
+        try:
+            with self.engine.connect() as conn:
+                why = is_predecessor(conn)
+        except DBAPIError as exc:
+            raise DatabaseError(f"connecting to {self.safe_url()}", self._reason(exc)) from None
+        if why is not None:
+            raise PredecessorSchemaError(self.safe_url(), why, SCHEMA_REVISION)
 
     def schema_revision(self) -> Optional[str]:
         """The revision stamped in the database; None before the first migration."""
