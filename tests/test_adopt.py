@@ -217,7 +217,7 @@ class TestPlanRules:
         return {name: [predecessor._naive(r) for r in rows] for name, rows in predecessor.ROWS.items()}
 
     def test_server_local_times_are_shifted_to_utc(self):
-        plan = adopt._plan(self.rows(), 3600)  # a server one hour ahead of UTC
+        plan = adopt.plan.make_plan(self.rows(), 3600)  # a server one hour ahead of UTC
         assert plan.rows["model"][0]["created"].isoformat() == "2022-05-01T11:30:15"
         assert plan.rows["deployment"][0]["deploy_date"].isoformat() == "2022-05-02T11:30:15"
 
@@ -225,7 +225,7 @@ class TestPlanRules:
         rows = self.rows()
         rows["model"][2]["created"] = None
         rows["deployment"][4]["deploy_date"] = "0000-00-00 00:00:00"  # MySQL's zero date, unparsed
-        plan = adopt._plan(rows, 0)
+        plan = adopt.plan.make_plan(rows, 0)
         assert (
             plan.rows["model"][2]["created"]
             == plan.rows["deployment"][4]["deploy_date"]
@@ -238,7 +238,7 @@ class TestPlanRules:
         rows = self.rows()
         rows["deployment"][0]["model_id"] = 99
         with pytest.raises(AdoptionRefusedError, match="deployment 1 refers to model 99"):
-            adopt._refuse_orphans(rows, "sqlite:///x.db")
+            adopt.plan.refuse_orphans(rows, "sqlite:///x.db")
 
 
 class TestRefusals:
@@ -285,13 +285,13 @@ class TestResumeOnMariaDB:
             if done == step:
                 raise RuntimeError(f"interrupted after {done}")
 
-        monkeypatch.setattr(adopt, "after_step", interrupt)
+        monkeypatch.setattr(adopt.convert, "after_step", interrupt)
         with pytest.raises(RuntimeError):
             adopt.adopt(db)
         if step != "upgrade":  # at head the registry works; the re-run records and drops the staging tables
             with pytest.raises(PredecessorSchemaError, match="interrupted"):
                 ModelDBService(db).get_models()
-        monkeypatch.setattr(adopt, "after_step", None)
+        monkeypatch.setattr(adopt.convert, "after_step", None)
         report = adopt.adopt(db)
         assert report.state == "interrupted" and report.adopted
         assert kinds(report) == EXPECTED_FINDINGS
@@ -309,12 +309,12 @@ class TestResumeOnMariaDB:
             if done == "record":
                 raise RuntimeError("interrupted while dropping")
 
-        monkeypatch.setattr(adopt, "after_step", interrupt)
+        monkeypatch.setattr(adopt.convert, "after_step", interrupt)
         with pytest.raises(RuntimeError):
             adopt.adopt(db)
         with db.engine.begin() as conn:  # the drop step got as far as the children
             conn.execute(sa.text(f"DROP TABLE {adopt.STAGING}flow_of_flows, {adopt.STAGING}flow"))
-        monkeypatch.setattr(adopt, "after_step", None)
+        monkeypatch.setattr(adopt.convert, "after_step", None)
         assert adopt.adopt(db, dry_run=True).state == "cleanup"
         report = adopt.adopt(db)
         assert (report.state, report.steps) == ("cleanup", ["drop"])
@@ -338,7 +338,7 @@ class TestSingleTransaction:
             if done == "record":
                 raise RuntimeError("interrupted")
 
-        monkeypatch.setattr(adopt, "after_step", interrupt)
+        monkeypatch.setattr(adopt.convert, "after_step", interrupt)
         with pytest.raises(RuntimeError):
             adopt.adopt(db)
         assert predecessor.dump(db.engine) == before
