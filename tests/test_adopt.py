@@ -6,6 +6,7 @@ the module (``adopted``); the tests read it, and those that write go last.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from datetime import datetime
@@ -194,11 +195,17 @@ class TestRegistryAfterAdoption:  # writes: runs after the readers above
         assert [d.deployment_id for d in svc.get_deployments(model_id=1) if d.is_live] == [new]
         svc.update_project("other", description="now longer than the predecessor's 255 characters " * 5)
 
-    def test_a_restore_records_the_real_checksum_and_replaces_the_prefect1_flow(self, adopted):
+    def test_a_restore_records_the_real_checksum_and_replaces_the_prefect1_flow(self, adopted, caplog):
         from lume_services.errors import DeploymentConflictError
+        from lume_services.models import Model
         from lume_services.models.registration import same_version
 
         svc, real, new_flow = adopted.service, "12" * 32, "6f1c5a44-0000-4000-8000-000000000007"
+        assert svc.get_deployment(deployment_id=7).tags == {adopt.PREFECT1_TAG: "child"}
+        assert [d.deployment_id for d in svc.get_deployments(tags={adopt.PREFECT1_TAG: "child"})] == [7]
+        with caplog.at_level(logging.WARNING, logger="lume_services.models.model"):
+            Model(deployment_id=7, model_db_service=svc)  # loading it says what to do
+        assert "its flow 'child' was registered with Prefect 1 and cannot run. Store it again" in caplog.text
         assert same_version(svc, 2, "v1.0", real).deployment_id == 7  # no conflict with 'placeholder'
         fields = dict(model_id=2, version="v1.0", source="https://example.org/my_model-v1.0.tar.gz",
                       package_import_name="my_model", flow_name="f", project_name="other")  # fmt: skip
@@ -206,6 +213,8 @@ class TestRegistryAfterAdoption:  # writes: runs after the readers above
         assert svc.get_deployment(deployment_id=7).sha256 == real
         assert svc.get_flow(flow_id="child").deployment_id is None  # the Prefect 1 flow is kept, unattached
         assert svc.get_flow(flow_id=new_flow).deployment_id == 7
+        assert svc.get_deployment(deployment_id=7).tags == {}  # the adoption's tag went with the old flow
+        assert svc.get_deployments(tags={adopt.PREFECT1_TAG: "child"}) == []
         with pytest.raises(DeploymentConflictError):  # a real checksum is never replaced
             svc.store_deployment_with_flow(sha256="34" * 32, flow_id=new_flow, **fields)
 

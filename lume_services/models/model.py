@@ -7,11 +7,13 @@ explicitly.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 from lume_services.errors import DeploymentNotFoundError, DeploymentNotRegisteredError
+from lume_services.services.models.db.adopt.detect import PREFECT1_TAG
 from lume_services.services.models.records import (
     UNSET,
     DeploymentRecord,
@@ -23,6 +25,8 @@ from lume_services.services.models.records import (
 
 if TYPE_CHECKING:
     from lume_services.services.models.service import ModelDBService
+
+log = logging.getLogger(__name__)
 
 
 def _default_service() -> ModelDBService:
@@ -124,6 +128,7 @@ class Model:
         except DeploymentNotFoundError:
             raise DeploymentNotRegisteredError(self.model_id, deployment_id) from None
         self.deployment = loaded
+        _warn_if_prefect1(loaded)
         return loaded
 
     def store_deployment(
@@ -279,3 +284,17 @@ class Model:
             owner = None
         if owner != self.model_id:
             raise DeploymentNotRegisteredError(self.model_id, deployment_id)
+
+
+
+def _warn_if_prefect1(loaded: LoadedDeployment) -> None:
+    """A deployment adopted from the predecessor still has its Prefect 1 flow: say so, and how to fix it."""
+    old = loaded.deployment.tags.get(PREFECT1_TAG)
+    if old is not None and loaded.flow is not None and loaded.flow.flow_id == old:
+        log.warning(
+            "Deployment %s (model %s, version %s) was adopted from the predecessor: its flow %r was registered "
+            "with Prefect 1 and cannot run. Store it again (`lume-services deployments create %s --model-id %s "
+            "--project NAME`) to register it with Prefect 3.",
+            loaded.deployment.deployment_id, loaded.deployment.model_id, loaded.deployment.version, old,
+            loaded.deployment.source, loaded.deployment.model_id,
+        )  # fmt: skip

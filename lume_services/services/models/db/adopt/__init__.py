@@ -53,6 +53,7 @@ from lume_services.services.models.db.adopt.detect import (
     ACTOR,
     ADOPT_REVISION,
     LIVE_ACTOR,
+    PREFECT1_TAG,
     STAGING,
     Finding,
     Report,
@@ -69,7 +70,7 @@ from lume_services.services.models.db.adopt.restore import (
 )
 
 __all__ = [
-    "ACTOR", "ADOPT_REVISION", "LIVE_ACTOR", "STAGING", "UNKNOWN_TIME", "Finding", "Report", "adopt", "describe",
+    "ACTOR", "ADOPT_REVISION", "LIVE_ACTOR", "PREFECT1_TAG", "STAGING", "UNKNOWN_TIME", "Finding", "Report", "adopt", "describe",
     "inspect_database", "is_predecessor", "is_prefect1_flow", "predecessor_problems", "prefect1_flow_ids",
     "release_prefect1_flow", "unverified_checksum",
 ]  # fmt: skip

@@ -17,6 +17,7 @@ from lume_services.services.models.db.adopt.detect import (
     LIVE_ACTOR,
     PARENTS_FIRST,
     PREDECESSOR_UNIQUE,
+    PREFECT1_TAG,
     STAGING,
     Finding,
     Report,
@@ -136,6 +137,23 @@ def _record(conn: Connection, plan: Plan, report: Report) -> None:
     for n, row in enumerate(rows):
         row.update(time=now + timedelta(microseconds=n), actor=ACTOR)
     conn.execute(events.insert(), rows)
+    _tag_prefect1_deployments(conn, plan)
+
+
+def _tag_prefect1_deployments(conn: Connection, plan: Plan) -> None:
+    """Tag each deployment whose flow is a Prefect 1 one, so that loading it says so at no cost."""
+    from lume_services.services.models.tags import DEPLOYMENT_TAGS
+
+    attached = {f["deployment_id"]: f["flow_id"] for f in plan.rows["flow"] if f["deployment_id"] is not None}
+    if not attached:
+        return
+    tags = [{"_id": d, "tags": {PREFECT1_TAG: flow}} for d, flow in attached.items()]
+    table = DEPLOYMENT_TAGS.table
+    conn.execute(
+        table.update().where(table.c.deployment_id == sa.bindparam("_id")).values(tags=sa.bindparam("tags")), tags
+    )
+    rows = [{"deployment_id": t["_id"], "tags": t["tags"]} for t in tags]
+    conn.execute(DEPLOYMENT_TAGS.index.insert(), DEPLOYMENT_TAGS.index_rows(rows))
 
 
 def _drop_staging(conn: Connection) -> None:

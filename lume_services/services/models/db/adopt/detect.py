@@ -23,6 +23,9 @@ ACTOR = "lume-services db adopt"
 LIVE_ACTOR = "adopted"
 """The actor of the live intervals of adopted live deployments."""
 
+PREFECT1_TAG = "lume-services.prefect1_flow"
+"""The deployment tag naming the Prefect 1 flow an adopted deployment still has (removed by a re-store)."""
+
 STAGING = "lume_adopt_old_"
 PARENTS_FIRST = ("model", "project", "deployment", "flow", "flow_of_flows")
 

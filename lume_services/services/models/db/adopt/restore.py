@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from lume_services.services.models.db.adopt.detect import EVENTS, FLOWS, SHA256_CHARS
+from lume_services.services.models.db.adopt.detect import EVENTS, FLOWS, PREFECT1_TAG, SHA256_CHARS
 
 if TYPE_CHECKING:
     from lume_services.services.models.db.db import ModelDB
@@ -33,6 +33,7 @@ def release_prefect1_flow(change: Any, taken: dict[int, str], deployment_id: int
     if old is None or not is_prefect1_flow(change, old):
         return
     change.execute(FLOWS.update().where(FLOWS.c.flow_id == old).values(deployment_id=None))
+    _untag(change, deployment_id)
     change.record("flow.detached", "flow", old, model_id=model_id,
                   before={"deployment_id": deployment_id}, after={"deployment_id": None})  # fmt: skip
     del taken[deployment_id]
@@ -44,3 +45,16 @@ def prefect1_flow_ids(model_db: ModelDB) -> set[str]:
     with model_db.connection(write=False) as conn:
         return set(conn.execute(marked).scalars())
 
+
+
+def _untag(change: Any, deployment_id: int) -> None:
+    """The deployment no longer has a Prefect 1 flow: remove the adoption's tag from it."""
+    from lume_services.services.models.tags import DEPLOYMENT_TAGS
+
+    table = DEPLOYMENT_TAGS.table
+    row = change.execute(sa.select(table.c.tags).where(table.c.deployment_id == deployment_id)).first()
+    before = dict((row.tags if row is not None else None) or {})
+    after = {k: v for k, v in before.items() if k != PREFECT1_TAG}
+    if after != before:
+        change.execute(table.update().where(table.c.deployment_id == deployment_id).values(tags=after or None))
+        DEPLOYMENT_TAGS.write(change.unit, deployment_id, before, after)
