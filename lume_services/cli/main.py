@@ -5,7 +5,19 @@ from __future__ import annotations
 import click
 
 from lume_services import __version__
-from lume_services.cli import db, deployments, doctor, flows, history, models, projects, transfer, worker
+from lume_services.cli import (
+    db,
+    deployments,
+    doctor,
+    events,
+    flows,
+    history,
+    models,
+    projects,
+    transfer,
+    webhooks,
+    worker,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,3 +43,5 @@ cli.add_command(transfer.export_registry)
 cli.add_command(worker.worker)
 cli.add_command(flows.flows)
 cli.add_command(doctor.doctor)
+cli.add_command(webhooks.webhooks)
+cli.add_command(events.events)
