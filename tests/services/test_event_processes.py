@@ -60,7 +60,7 @@ class Deliverers:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        for proc, log in self.procs:
+        for proc, _log in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc, log in self.procs:
