@@ -88,16 +88,38 @@ class Deliverer:
         size = self.settings.batch_size
         while self.service.derive_deliveries(batch_size=size * 5) > 0 and not self.stopping.is_set():
             pass  # catch up the cursors first (matching is cheap; POSTs are not)
+        wave = self.service.claim_deliveries(worker=self.worker, limit=size, webhook_id=webhook_id)
         made = 0
-        for claimed in self.service.claim_deliveries(worker=self.worker, limit=size, webhook_id=webhook_id):
-            current = claimed
-            while current is not None:  # the next one of the same webhook and model, claimed on finishing
-                current = self.attempt(current, chain=not self.stopping.is_set())
-                made += 1
+        while wave:  # then the next ones of the same webhooks and models, claimed on finishing
+            outcomes, left = self.attempt_all(wave)
+            made += len(outcomes)
+            self.service.release_deliveries(left, worker=self.worker)
+            chain = not self.stopping.is_set() and not left
+            wave = self.service.finish_deliveries(outcomes, worker=self.worker, chain=chain)
         return made
+
+    def attempt_all(self, wave: list[Any]) -> tuple[list[Any], list[Any]]:
+        """POST each claimed delivery while its lease allows a whole POST; (outcomes, those left)."""
+        from lume_services.services.models.delivery_ops import Outcome
+
+        s = self.settings
+        latest_start = time.monotonic() + s.lease - (s.timeout + s.connect_timeout)
+        outcomes = []
+        for i, claimed in enumerate(wave):
+            if time.monotonic() > latest_start or self.stopping.is_set():
+                return outcomes, wave[i:]
+            outcomes.append(Outcome(claimed, *self._post_timed(claimed)))
+        return outcomes, []
 
     def attempt(self, claimed: Any, *, chain: bool = True) -> Any:
         """POST one claimed delivery and record the outcome; returns the next one claimed, if any."""
+        started, duration, status, error = self._post_timed(claimed)
+        return self.service.finish_delivery(
+            claimed, worker=self.worker, started=started, duration=duration, status_code=status, error=error,
+            chain=chain,
+        )  # fmt: skip
+
+    def _post_timed(self, claimed: Any) -> tuple[datetime, float, Optional[int], Optional[str]]:
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         status, error = self.post(claimed)
@@ -105,10 +127,7 @@ class Deliverer:
         if error is not None or not (200 <= (status or 0) < 300):
             log.info("delivery %s (event %s) attempt %s failed: %s", claimed.delivery_id, claimed.event_id,
                      claimed.attempt, error or f"HTTP {status}")  # fmt: skip
-        return self.service.finish_delivery(
-            claimed, worker=self.worker, started=started, duration=duration, status_code=status, error=error,
-            chain=chain,
-        )  # fmt: skip
+        return started, duration, status, None if error is None else error[:2000]
 
     def post(self, claimed: Any) -> tuple[Optional[int], Optional[str]]:
         """(status code, None) or (None, what went wrong)."""

@@ -10,11 +10,11 @@ Three short transactions, each safe with any number of delivery processes:
   whose lease is free (``FOR UPDATE SKIP LOCKED``; on SQLite the write lock
   of BEGIN IMMEDIATE), counts the attempt and leases them for
   ``LUME_EVENTS__LEASE`` seconds: one attempt number is claimed once;
-* :meth:`DeliveryOps.finish_delivery` records the attempt and its outcome
+* :meth:`DeliveryOps.finish_deliveries` records the attempt and its outcome
   (delivered, retry at a backed-off time, or dead); a finished delivery
   makes the next queued one of its webhook and model pending, and claims it
   at once for the same process (so a backlog of one model flows without an
-  extra claim per event).
+  extra claim per event). The outcomes of a batch are recorded together.
 
 A process killed at any point leaves its claims to expire: the delivery is
 claimed again (the next attempt number) after its lease, so every event is
@@ -27,9 +27,9 @@ import json
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 
 from lume_services.services.models.db.schema import (
     AuditEvent,
@@ -42,13 +42,12 @@ from lume_services.services.models.db.schema import (
 )
 from lume_services.services.models.event_records import ClaimedDelivery
 from lume_services.services.models.unit_of_work import ServiceBase
-from lume_services.services.models.webhook_ops import enqueue, lock_webhook, matches
+from lume_services.services.models.webhook_ops import enqueue, matches
 from lume_services.services.models.writes import Change, jsonable
 
 EVENTS, MODELS, DEPLOYMENTS = AuditEvent.__table__, Model.__table__, Deployment.__table__
 WEBHOOKS, DELIVERIES, ATTEMPTS = Webhook.__table__, WebhookDelivery.__table__, WebhookAttempt.__table__
 MODEL_FIELDS = ("model_id", "author", "laboratory", "facility", "beampath", "description", "require_approval")
-ERROR_LENGTH = 2000
 
 
 def _dump(value: Any) -> str:
@@ -160,55 +159,114 @@ class DeliveryOps(ServiceBase):
         chain: bool = True,
     ) -> Optional[ClaimedDelivery]:
         """Record one attempt and its outcome; returns the next delivery of its group, claimed (``chain``)."""
+        outcome = Outcome(claimed, started, duration, status_code, error)
+        following = self.finish_deliveries([outcome], worker=worker, chain=chain)
+        return following[0] if following else None
+
+    def finish_deliveries(
+        self, outcomes: Sequence[Outcome], *, worker: str, chain: bool = True
+    ) -> list[ClaimedDelivery]:
+        """Record attempts and their outcomes in one transaction (a constant number of statements).
+
+        A 2xx is delivered; anything else is retried after a backoff, or dead
+        after LUME_EVENTS__MAX_ATTEMPTS attempts or LUME_EVENTS__DEADLINE. An
+        outcome whose lease ran out (another attempt was claimed since) is
+        recorded as an attempt and decides nothing. Each finished delivery
+        makes the next queued one of its webhook and model pending; with
+        ``chain`` those are returned claimed for ``worker``.
+        """
+        if not outcomes:
+            return []
         s = self.events_settings  # type: ignore[attr-defined]
-        ok = status_code is not None and 200 <= status_code < 300
-        error = None if error is None else error[:ERROR_LENGTH]
 
-        def work(change: Change) -> Optional[ClaimedDelivery]:
-            try:
-                lock_webhook(change, claimed.webhook_id)  # serialises with derive and replay
-            except LookupError:
-                return None  # removed meanwhile, with its deliveries
-            row = change.execute(
-                select(DELIVERIES).where(DELIVERIES.c.delivery_id == claimed.delivery_id).with_for_update()
-            ).first()
-            if row is None:
-                return None
-            change.execute(ATTEMPTS.insert().values(
-                delivery_id=claimed.delivery_id, attempt=claimed.attempt, started=started, duration=duration,
-                status_code=status_code, error=error, worker=worker))  # fmt: skip
-            if row.state != "pending" or row.claimed_by != worker or row.attempts != claimed.attempt:
-                return None  # our lease ran out and another attempt was claimed: it decides
-            now = change.now
-            outcome: dict[str, Any] = dict(last_status=status_code, last_error=error, claimed_until=None,
-                                           claimed_by=None)  # fmt: skip
-            if ok:
-                outcome |= dict(state="delivered", finished=now)
-            else:
-                retry_at = now + timedelta(seconds=backoff(row.attempts, s.backoff_initial, s.backoff_max,
-                                                           s.backoff_jitter))  # fmt: skip
-                if row.attempts >= s.max_attempts or retry_at > row.created + timedelta(seconds=s.deadline):
-                    outcome |= dict(state="dead", finished=now)
+        def work(change: Change) -> list[ClaimedDelivery]:
+            # The webhooks first (always in id order): serialises with derive and replay.
+            change.execute(select(WEBHOOKS.c.webhook_id).where(WEBHOOKS.c.webhook_id.in_(
+                sorted({o.claimed.webhook_id for o in outcomes}))).order_by(WEBHOOKS.c.webhook_id)
+                .with_for_update())  # fmt: skip
+            ids = sorted({o.claimed.delivery_id for o in outcomes})
+            rows = {r.delivery_id: r for r in change.execute(
+                select(DELIVERIES).where(DELIVERIES.c.delivery_id.in_(ids)).with_for_update())}  # fmt: skip
+            attempts = [dict(delivery_id=o.claimed.delivery_id, attempt=o.claimed.attempt, started=o.started,
+                             duration=o.duration, status_code=o.status_code, error=o.error, worker=worker)
+                        for o in outcomes if o.claimed.delivery_id in rows]  # fmt: skip
+            if attempts:
+                change.execute(ATTEMPTS.insert(), attempts)
+            now, updates, finished = change.now, [], []
+            for o in outcomes:
+                row = rows.get(o.claimed.delivery_id)
+                if row is None or row.state != "pending" or row.claimed_by != worker or row.attempts != o.claimed.attempt:
+                    continue  # removed, or our lease ran out and another attempt was claimed: it decides
+                values = dict(_id=row.delivery_id, last_status=o.status_code, last_error=o.error,
+                              state="pending", finished=None, next_attempt_at=row.next_attempt_at)  # fmt: skip
+                if o.ok:
+                    values |= dict(state="delivered", finished=now)
                 else:
-                    outcome |= dict(next_attempt_at=retry_at)
-            change.execute(update(DELIVERIES).where(DELIVERIES.c.delivery_id == row.delivery_id).values(outcome))
-            if outcome.get("state") is None:
-                return None
-            following = change.execute(
-                select(func.min(DELIVERIES.c.delivery_id)).where(
-                    DELIVERIES.c.webhook_id == row.webhook_id, DELIVERIES.c.model_key == row.model_key,
-                    DELIVERIES.c.state == "queued")
-            ).scalar_one()  # fmt: skip
-            if following is None:
-                return None
-            change.execute(update(DELIVERIES).where(DELIVERIES.c.delivery_id == following)
+                    wait = backoff(row.attempts, s.backoff_initial, s.backoff_max, s.backoff_jitter)
+                    retry_at = now + timedelta(seconds=wait)
+                    if row.attempts >= s.max_attempts or retry_at > row.created + timedelta(seconds=s.deadline):
+                        values |= dict(state="dead", finished=now)
+                    else:
+                        values |= dict(next_attempt_at=retry_at)
+                updates.append(values)
+                if values["state"] != "pending":
+                    finished.append((row.webhook_id, row.model_key))
+            if updates:
+                change.execute(FINISH, updates)
+            if not finished:
+                return []
+            following = list(change.execute(
+                select(func.min(DELIVERIES.c.delivery_id))
+                .where(tuple_(DELIVERIES.c.webhook_id, DELIVERIES.c.model_key).in_(finished),
+                       DELIVERIES.c.state == "queued")
+                .group_by(DELIVERIES.c.webhook_id, DELIVERIES.c.model_key)
+            ).scalars())  # fmt: skip
+            if not following:
+                return []
+            change.execute(update(DELIVERIES).where(DELIVERIES.c.delivery_id.in_(following))
                            .values(state="pending", next_attempt_at=now))  # fmt: skip
-            if not chain:
-                return None
-            claimed_next = _claim(change, [following], worker, now + timedelta(seconds=s.lease))
-            return claimed_next[0] if claimed_next else None
+            return _claim(change, following, worker, now + timedelta(seconds=s.lease)) if chain else []
 
-        return self._write("finish_delivery", work, core=True)
+        return self._write("finish_deliveries", work, core=True)
+
+    def release_deliveries(self, claimed: Sequence[ClaimedDelivery], *, worker: str) -> None:
+        """Give back claims not attempted (their attempt is not counted)."""
+        if not claimed:
+            return
+        ids = [c.delivery_id for c in claimed]
+
+        def work(change: Change) -> None:
+            change.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.delivery_id.in_(ids), DELIVERIES.c.claimed_by == worker,
+                       DELIVERIES.c.state == "pending")
+                .values(claimed_until=None, claimed_by=None, attempts=DELIVERIES.c.attempts - 1)
+            )  # fmt: skip
+
+        self._write("release_deliveries", work, core=True)
+
+
+class Outcome(NamedTuple):
+    """What one attempt of a claimed delivery came to."""
+
+    claimed: ClaimedDelivery
+    started: datetime
+    duration: float
+    status_code: Optional[int] = None
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+FINISH = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.delivery_id == bindparam("_id"))
+    .values(state=bindparam("state"), last_status=bindparam("last_status"), last_error=bindparam("last_error"),
+            finished=bindparam("finished"), next_attempt_at=bindparam("next_attempt_at"),
+            claimed_until=None, claimed_by=None)
+)  # fmt: skip
 
 
 def _claim(change: Change, ids: list[int], worker: str, until: datetime) -> list[ClaimedDelivery]:
@@ -231,4 +289,4 @@ def _claim(change: Change, ids: list[int], worker: str, until: datetime) -> list
     ]  # fmt: skip
 
 
-__all__ = ["DeliveryOps", "backoff", "bodies_for", "utcnow"]
+__all__ = ["DeliveryOps", "Outcome", "backoff", "bodies_for", "utcnow"]
