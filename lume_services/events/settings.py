@@ -33,7 +33,7 @@ class EventsSettings(BaseModel):
     )
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to a webhook target.")
     timeout: float = Field(
-        default=10.0, gt=0, description="Seconds one POST to a webhook may take in all (connect included)."
+        default=10.0, gt=0, description="Seconds a POST to a webhook may wait for each read or write (its answer, mostly)."
     )
     lease: float = Field(
         default=60.0,

@@ -29,6 +29,11 @@ model's live deployment, and their approval or rejection).
 ``deployment_variables`` holds a deployment's inputs and outputs, read from
 its package when it is stored.
 
+Events and webhooks (``lume_services.events``): ``event_feed`` (the one row
+writers of audit events lock, so event ids follow commit order),
+``webhook``, ``webhook_delivery`` (derived from the audit events by the
+delivery process) and ``webhook_attempt``.
+
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
 """
