@@ -86,8 +86,7 @@ class Deliverer:
     def round(self, *, webhook_id: Optional[int] = None) -> int:
         """Derive, then claim a batch and deliver it; returns the attempts made."""
         size = self.settings.batch_size
-        while self.service.derive_deliveries(batch_size=size * 5) > 0 and not self.stopping.is_set():
-            pass  # catch up the cursors first (matching is cheap; POSTs are not)
+        self.service.derive_deliveries(batch_size=size * 5)  # catch the cursors up first
         wave = self.service.claim_deliveries(worker=self.worker, limit=size, webhook_id=webhook_id)
         made = 0
         while wave:  # then the next ones of the same webhooks and models, claimed on finishing

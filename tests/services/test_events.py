@@ -54,9 +54,9 @@ def count(model_db, table) -> int:
         return s.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def deliver_until(svc, done, timeout: float = 15.0, **overrides) -> None:
+def deliver_until(svc, done, within: float = 15.0, **overrides) -> None:
     """Run delivery rounds (retries included) until ``done()``."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     with Deliverer(svc, settings(**overrides)) as deliverer:
         while not done():
             assert time.monotonic() < deadline, "deliveries did not finish in time"
@@ -162,6 +162,13 @@ class TestOutbox:
         assert svc.derive_deliveries() == 1
         assert svc.derive_deliveries() == 0
         assert states(svc) == ["pending"]
+
+
+    def test_one_call_catches_up_past_events_that_match_nothing(self, svc, receiver):
+        svc.add_webhook(receiver.url, event_types=["deployment.created"])
+        models = [make_model(svc) for _ in range(12)]
+        make_deployment(svc, models[0])
+        assert svc.derive_deliveries(batch_size=5) == 1  # three batches of model events, then the deployment
 
 
 def svc_models():
@@ -289,13 +296,13 @@ class TestDelivery:
     def test_failures_timeouts_and_refusals_are_retried_then_delivered(self, svc, receiver):
         svc.add_webhook(receiver.url, event_types=["model.created"])
         receiver.script = ["fail", "hang", "ok"]
-        receiver.hang_seconds = 0.8
+        receiver.hang_seconds = 0.4
         make_model(svc)
-        deliver_until(svc, all_finished(svc))
+        deliver_until(svc, all_finished(svc), timeout=0.2)
         (delivery,) = svc.list_deliveries().items
         log = svc.get_delivery(delivery.delivery_id).attempt_log
         assert [a.status_code for a in log] == [500, None, 204]
-        assert "timed out" in log[1].error and log[1].duration >= 0.3
+        assert "timed out" in log[1].error and log[1].duration >= 0.15
         assert delivery.state == "delivered" and delivery.attempts == 3
 
     def test_a_refused_target_dies_after_max_attempts_and_can_be_replayed(self, svc, receiver):
@@ -365,10 +372,10 @@ class TestDelivery:
         svc.add_webhook(receiver.url, event_types=["model.created"])
         make_model(svc)
         svc.derive_deliveries()
-        svc.events_settings = settings(lease=0.8)
+        svc.events_settings = settings(lease=0.3, timeout=0.1, connect_timeout=0.1)
         (lost,) = svc.claim_deliveries(worker="dead-worker")  # then "killed": never finished
         assert svc.claim_deliveries(worker="other") == []  # leased
-        time.sleep(0.85)
+        time.sleep(0.32)
         (again,) = svc.claim_deliveries(worker="other")
         assert (again.delivery_id, again.attempt) == (lost.delivery_id, 2)
         # the dead worker's late finish is recorded but decides nothing

@@ -96,20 +96,27 @@ def backoff(attempt: int, initial: float, maximum: float, jitter: float) -> floa
 
 class DeliveryOps(ServiceBase):
     def derive_deliveries(self, *, batch_size: int = 500) -> int:
-        """Match up to ``batch_size`` events after the webhooks' cursors; returns deliveries created."""
+        """Match the events after the webhooks' cursors, ``batch_size`` per transaction; returns deliveries created."""
+        created = 0
+        while True:
+            made, scanned = self._derive_batch(batch_size)
+            created += made
+            if scanned < batch_size:
+                return created
 
-        def work(change: Change) -> int:
+    def _derive_batch(self, batch_size: int) -> tuple[int, int]:
+        def work(change: Change) -> tuple[int, int]:
             hooks = change.execute(
                 select(WEBHOOKS).order_by(WEBHOOKS.c.webhook_id).with_for_update(skip_locked=True)
             ).all()
             if not hooks:
-                return 0
+                return 0, 0
             start = min(h.cursor for h in hooks)
             events = change.execute(
                 select(EVENTS).where(EVENTS.c.event_id > start).order_by(EVENTS.c.event_id).limit(batch_size)
             ).all()
             if not events:
-                return 0
+                return 0, 0
             last = events[-1].event_id
             wanted = {h.webhook_id: [e for e in events if e.event_id > h.cursor and matches(h, e)] for h in hooks}
             needed = {e.event_id: e for group in wanted.values() for e in group}
@@ -120,7 +127,7 @@ class DeliveryOps(ServiceBase):
                 if hook.cursor < last:
                     change.execute(update(WEBHOOKS).where(WEBHOOKS.c.webhook_id == hook.webhook_id)
                                    .values(cursor=last))  # fmt: skip
-            return created
+            return created, len(events)
 
         return self._write("derive_deliveries", work, core=True)
 

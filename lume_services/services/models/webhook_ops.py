@@ -220,8 +220,9 @@ class WebhookOps(ServiceBase):
                                       "Nothing was read.")  # fmt: skip
             stmt = stmt.where(DELIVERIES.c.state == state)
         if failed:
-            stmt = stmt.where(or_(DELIVERIES.c.state == "dead",
-                                  (DELIVERIES.c.state == "pending") & (DELIVERIES.c.attempts > 0)))  # fmt: skip
+            retrying = (DELIVERIES.c.state == "pending") & (
+                DELIVERIES.c.last_status.is_not(None) | DELIVERIES.c.last_error.is_not(None))
+            stmt = stmt.where(or_(DELIVERIES.c.state == "dead", retrying))  # fmt: skip
         rows = self._read("list_deliveries", lambda c: c.execute(stmt).all(), core=True)
         return make_page([delivery_record(r) for r in rows], limit, lambda d: d.delivery_id)
 
@@ -253,11 +254,11 @@ class WebhookOps(ServiceBase):
             event = _EventRow(found.event_id, found.event_type, found.model_key or None)
             enqueue(change, found.webhook_id, [event], {found.event_id: found.body},
                     replay_of={found.event_id: delivery_id})  # fmt: skip
-            return found.webhook_id
+            return change.execute(  # the webhook is locked: no other delivery of it was added since
+                select(func.max(DELIVERIES.c.delivery_id)).where(DELIVERIES.c.webhook_id == found.webhook_id)
+            ).scalar_one()
 
-        webhook_id = self._write("replay_delivery", work, core=True)
-        page = self.list_deliveries(webhook_id=webhook_id, limit=1000)
-        return [d for d in page.items if d.replay_of == delivery_id][-1]
+        return self.get_delivery(self._write("replay_delivery", work, core=True))
 
     def replay_since(self, webhook_id: int, *, since: datetime, limit: int = 10_000) -> int:
         """Send a webhook again every event it matches at or after ``since``; returns how many."""
