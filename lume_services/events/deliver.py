@@ -30,7 +30,7 @@ from typing import Any, Optional
 import httpx
 
 from lume_services import __version__
-from lume_services.errors import UnsafeTargetError
+from lume_services.errors import DatabaseError, UnsafeTargetError
 from lume_services.events import signing
 from lume_services.events.settings import EventsSettings
 from lume_services.events.targets import check_target
@@ -72,10 +72,20 @@ class Deliverer:
     # -- the loop ---------------------------------------------------------------------
 
     def run(self, *, once: bool = False, webhook_id: Optional[int] = None) -> int:
-        """Deliver until stopped (``once``: until nothing is due now); returns the attempts made."""
+        """Deliver until stopped (``once``: until nothing is due now); returns the attempts made.
+
+        A failed round (the database unreachable) is logged and tried again
+        after the poll interval; claims it held expire with their lease.
+        """
         attempts = 0
         while not self.stopping.is_set():
-            made = self.round(webhook_id=webhook_id)
+            try:
+                made = self.round(webhook_id=webhook_id)
+            except DatabaseError as exc:  # the database restarting, a lost connection: try again later
+                if once:
+                    raise
+                log.warning("delivery round failed, retrying in %.1f s: %s", self.settings.poll_interval, exc)
+                made = 0
             attempts += made
             if made == 0:
                 if once:
