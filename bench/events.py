@@ -45,7 +45,7 @@ def start_receiver() -> tuple[subprocess.Popen, str]:
 def queue_events(svc, n: int) -> None:
     for start in range(0, n, 1000):
 
-        def work(change, count=min(1000, n - start)):
+        def work(change, start=start, count=min(1000, n - start)):
             for i in range(count):
                 m = 1 + (start + i) % 100
                 change.record("model.updated", "model", m, model_id=m, before={"description": "a"},

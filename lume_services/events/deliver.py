@@ -102,9 +102,9 @@ class Deliverer:
         while wave:  # then the next ones of the same webhooks and models, claimed on finishing
             outcomes, left = self.attempt_all(wave)
             made += len(outcomes)
-            self.service.release_deliveries(left, worker=self.worker)
+            self.service._release_deliveries(left, worker=self.worker)
             chain = not self.stopping.is_set() and not left
-            wave = self.service.finish_deliveries(outcomes, worker=self.worker, chain=chain)
+            wave = self.service._finish_deliveries(outcomes, worker=self.worker, chain=chain)
         return made
 
     def attempt_all(self, wave: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -123,7 +123,7 @@ class Deliverer:
     def attempt(self, claimed: Any, *, chain: bool = True) -> Any:
         """POST one claimed delivery and record the outcome; returns the next one claimed, if any."""
         started, duration, status, error = self._post_timed(claimed)
-        return self.service.finish_delivery(
+        return self.service._finish_delivery(
             claimed, worker=self.worker, started=started, duration=duration, status_code=status, error=error,
             chain=chain,
         )  # fmt: skip

@@ -379,6 +379,6 @@ class TestDelivery:
         (again,) = svc.claim_deliveries(worker="other")
         assert (again.delivery_id, again.attempt) == (lost.delivery_id, 2)
         # the dead worker's late finish is recorded but decides nothing
-        assert svc.finish_delivery(lost, worker="dead-worker", started=datetime.now(UTC), duration=0.1,
+        assert svc._finish_delivery(lost, worker="dead-worker", started=datetime.now(UTC), duration=0.1,
                                    status_code=500) is None  # fmt: skip
         assert svc.list_deliveries().items[0].state == "pending"

@@ -10,7 +10,7 @@ Three short transactions, each safe with any number of delivery processes:
   whose lease is free (``FOR UPDATE SKIP LOCKED``; on SQLite the write lock
   of BEGIN IMMEDIATE), counts the attempt and leases them for
   ``LUME_EVENTS__LEASE`` seconds: one attempt number is claimed once;
-* :meth:`DeliveryOps.finish_deliveries` records the attempt and its outcome
+* :meth:`DeliveryOps._finish_deliveries` records the attempt and its outcome
   (delivered, retry at a backed-off time, or dead); a finished delivery
   makes the next queued one of its webhook and model pending, and claims it
   at once for the same process (so a backlog of one model flows without an
@@ -31,7 +31,9 @@ from typing import Any, NamedTuple, Optional
 
 from sqlalchemy import bindparam, func, or_, select, tuple_, update
 
+from lume_services.errors import ValidationError
 from lume_services.services.models.db.schema import (
+    WORKER_LENGTH,
     AuditEvent,
     Deployment,
     Model,
@@ -42,6 +44,7 @@ from lume_services.services.models.db.schema import (
 )
 from lume_services.services.models.event_records import ClaimedDelivery
 from lume_services.services.models.unit_of_work import ServiceBase
+from lume_services.services.models.validation import check_page, check_value
 from lume_services.services.models.webhook_ops import enqueue, matches
 from lume_services.services.models.writes import Change, jsonable
 
@@ -97,6 +100,7 @@ def backoff(attempt: int, initial: float, maximum: float, jitter: float) -> floa
 class DeliveryOps(ServiceBase):
     def derive_deliveries(self, *, batch_size: int = 500) -> int:
         """Match the events after the webhooks' cursors, ``batch_size`` per transaction; returns deliveries created."""
+        batch_size = check_page(batch_size, 10_000)
         created = 0
         while True:
             made, scanned = self._derive_batch(batch_size)
@@ -136,6 +140,12 @@ class DeliveryOps(ServiceBase):
     ) -> list[ClaimedDelivery]:
         """Claim due deliveries for ``worker`` (one attempt each, leased for LUME_EVENTS__LEASE seconds)."""
         lease = self.events_settings.lease  # type: ignore[attr-defined]
+        limit = check_page(limit)
+        if webhook_id is not None:
+            check_value(Webhook, "webhook_id", webhook_id, as_filter=True)
+        if not isinstance(worker, str) or not 0 < len(worker) <= WORKER_LENGTH or not worker.isprintable():
+            raise ValidationError("worker", worker, f"expected 1 to {WORKER_LENGTH} printable characters",
+                                  "Nothing was claimed.")  # fmt: skip
 
         def work(change: Change) -> list[ClaimedDelivery]:
             now = change.now
@@ -154,7 +164,7 @@ class DeliveryOps(ServiceBase):
 
         return self._write("claim_deliveries", work, core=True)
 
-    def finish_delivery(
+    def _finish_delivery(
         self,
         claimed: ClaimedDelivery,
         *,
@@ -167,10 +177,10 @@ class DeliveryOps(ServiceBase):
     ) -> Optional[ClaimedDelivery]:
         """Record one attempt and its outcome; returns the next delivery of its group, claimed (``chain``)."""
         outcome = Outcome(claimed, started, duration, status_code, error)
-        following = self.finish_deliveries([outcome], worker=worker, chain=chain)
+        following = self._finish_deliveries([outcome], worker=worker, chain=chain)
         return following[0] if following else None
 
-    def finish_deliveries(
+    def _finish_deliveries(
         self, outcomes: Sequence[Outcome], *, worker: str, chain: bool = True
     ) -> list[ClaimedDelivery]:
         """Record attempts and their outcomes in one transaction (a constant number of statements).
@@ -236,7 +246,7 @@ class DeliveryOps(ServiceBase):
 
         return self._write("finish_deliveries", work, core=True)
 
-    def release_deliveries(self, claimed: Sequence[ClaimedDelivery], *, worker: str) -> None:
+    def _release_deliveries(self, claimed: Sequence[ClaimedDelivery], *, worker: str) -> None:
         """Give back claims not attempted (their attempt is not counted)."""
         if not claimed:
             return

@@ -37,7 +37,11 @@ def check_types(field: str, types: object, consequence: str = "Nothing was read.
     """Event types: exact (``deployment.live_changed``), a prefix ending in ``.*``, or ``*`` for all."""
     if isinstance(types, str) or not isinstance(types, Iterable):
         raise ValidationError(field, types, "expected a list of event types", consequence)
-    chosen = list(dict.fromkeys(types))
+    given = list(types)
+    for t in given:
+        if not isinstance(t, str):
+            raise ValidationError(field, t, "expected an event type (text)", consequence)
+    chosen = list(dict.fromkeys(given))
     prefixes = {t.split(".", 1)[0] for t in EVENT_TYPES}
     for t in chosen:
         ok = isinstance(t, str) and (

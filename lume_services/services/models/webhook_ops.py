@@ -110,8 +110,16 @@ def enqueue(change: Change, webhook_id: int, events: Sequence[Any], bodies: dict
 
 
 class WebhookOps(ServiceBase):
-    #: The delivery settings (LUME_EVENTS__*); the context sets the configured ones.
-    events_settings: EventsSettings = EventsSettings()
+    _events_settings: EventsSettings = EventsSettings()
+
+    @property
+    def events_settings(self) -> EventsSettings:
+        """The delivery settings (LUME_EVENTS__*); the context sets the configured ones."""
+        return self._events_settings
+
+    @events_settings.setter
+    def events_settings(self, value: EventsSettings) -> None:
+        self._events_settings = value
 
     def add_webhook(
         self,
@@ -266,6 +274,7 @@ class WebhookOps(ServiceBase):
 
         check_value(Webhook, "webhook_id", webhook_id, as_filter=True)
         check_time("since", since)
+        limit = check_page(limit, 100_000)
 
         def work(change: Change) -> int:
             hook = lock_webhook(change, webhook_id)
