@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.errors import EnvironmentNotConfiguredError
+from lume_services.events.settings import EventsSettings
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
 from lume_services.services.scheduling.settings import PrefectSettings
 
@@ -59,6 +60,7 @@ class LUMEServicesSettings(BaseSettings):
         default_factory=EnvironmentSettings, description="Fetching, inspecting and installing packages."
     )
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Prefect 3 orchestration.")
+    events: EventsSettings = Field(default_factory=EventsSettings, description="Event delivery to webhooks.")
 
     @field_validator("home")
     @classmethod
@@ -108,6 +110,7 @@ class Context:
         with self._lock:
             if self._model_db_service is None:
                 self._model_db_service = ModelDBService(db, actor=self.settings.actor)
+                self._model_db_service.events_settings = self.settings.events
             return self._model_db_service
 
     def scheduling_service(self) -> Any:

@@ -16,7 +16,9 @@ attributes. Secrets are never part of a message.
     │   ├── FlowNotFoundError
     │   ├── FlowOfFlowsNotFoundError
     │   ├── LiveRequestNotFoundError
-    │   └── DeploymentNotRegisteredError
+    │   ├── DeploymentNotRegisteredError
+    │   ├── WebhookNotFoundError
+    │   └── DeliveryNotFoundError
     ├── ConflictError
     │   ├── AlreadyExistsError
     │   │   ├── ProjectAlreadyExistsError
@@ -30,7 +32,8 @@ attributes. Secrets are never part of a message.
     │   ├── ApprovalRequiredError
     │   └── SelfApprovalError
     ├── ValidationError (also ValueError)
-    │   └── UnknownFilterError
+    │   ├── UnknownFilterError
+    │   └── UnsafeTargetError
     ├── ConfigurationError
     │   ├── EnvironmentNotConfiguredError
     │   ├── SchemaNotCurrentError
@@ -148,6 +151,16 @@ class DeploymentNotRegisteredError(NotFoundError):
                 f"{model_id!r}; see model.deployments for the ones that are."
             )
         LUMEServicesError.__init__(self, msg)
+
+
+class WebhookNotFoundError(NotFoundError):
+    entity = "webhook"
+    hint = "list webhooks with `lume-services webhooks list`"
+
+
+class DeliveryNotFoundError(NotFoundError):
+    entity = "webhook delivery"
+    hint = "list deliveries with `lume-services webhooks deliveries`"
 
 
 # --- conflicts -------------------------------------------------------------
@@ -309,6 +322,13 @@ class UnknownFilterError(ValidationError):
             f"Extra kwargs found in query for table {table}: {', '.join(self.unknown)}. "
             f"Allowed keywords: {', '.join(self.allowed)}.",
         )
+
+
+class UnsafeTargetError(ValidationError):
+    """A webhook URL that may not be sent to (scheme, or an address it resolves to)."""
+
+    def __init__(self, url: str, problem: str, consequence: str = "Nothing was stored.") -> None:
+        super().__init__("webhook url", url, problem, consequence)
 
 
 # --- configuration ---------------------------------------------------------

@@ -21,6 +21,8 @@ START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 def _default(value: object) -> str:
     if value is None:
         return "(unset)"
+    if value == "":
+        return "(empty)"
     text = getattr(value, "value", value)
     return f"`{text}`"
 

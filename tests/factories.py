@@ -79,7 +79,7 @@ def make_flow(
     return service.store_flow(**fields)
 
 
-HISTORY_TABLES = {"audit_event", "live_change", "live_request"}
+HISTORY_TABLES = {"audit_event", "live_change", "live_request", "event_feed"}  # event_feed: the feed lock row
 
 
 def registry_snapshot(model_db: Any) -> dict[str, list[tuple]]:

@@ -9,6 +9,7 @@ from lume_services.cli import (
     db,
     deployments,
     doctor,
+    events,
     flows,
     history,
     models,
@@ -16,6 +17,7 @@ from lume_services.cli import (
     tags,
     transfer,
     variables,
+    webhooks,
     worker,
 )
 
@@ -47,3 +49,5 @@ cli.add_command(transfer.export_registry)
 cli.add_command(worker.worker)
 cli.add_command(flows.flows)
 cli.add_command(doctor.doctor)
+cli.add_command(webhooks.webhooks)
+cli.add_command(events.events)

@@ -50,7 +50,7 @@ from lume_services.services.models.service import ModelDBService
 from lume_services.variables.formats import read_variables
 
 REVIEWER = "fuzz-reviewer"
-NOT_CALLS = {"actor", "model_db"}  # properties, not calls
+NOT_CALLS = {"actor", "model_db", "events_settings"}  # properties, not calls
 START = datetime.now(UTC)
 
 
@@ -81,6 +81,9 @@ KINDS: dict[str, tuple[str, str, Any, Any]] = {
     "pending_request": ("live_request", "request_id", lambda r: r["state"] == "pending", 2**31 - 2),
     "time": ("live_change", "time", None, START),
     "flow_owner": ("flow", "deployment_id", None, None),
+    "event": ("audit_event", "event_id", None, 2**31 - 1),
+    "webhook": ("webhook", "webhook_id", None, 2**31 - 1),
+    "delivery": ("webhook_delivery", "delivery_id", None, 2**31 - 1),
 }
 
 
@@ -223,6 +226,11 @@ RECORDS = mostly(st.lists(RECORD, max_size=4), st.lists(RECORD, max_size=3).map(
 PROGRESS = mostly(st.none(), st.just(lambda kind, n: None))
 
 
+WEBHOOK_URL = st.sampled_from(["https://93.184.215.14/hook?k=1", "http://93.184.215.14/hook",
+                               "https://127.0.0.1/hook", "https://[::1]:8443/h", "ftp://93.184.215.14/"])
+EVENT_TYPES = st.sampled_from([["*"], ["deployment.live_changed"], ["model.*", "flow.created"], ["bogus.type"], []])
+
+
 def filters(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.sampled_from(keys), ANY, max_size=3)
 
@@ -278,6 +286,23 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                    batch_size=optional(BATCH))),
     "import_records": call(dict(records=RECORDS, batch_size=optional(BATCH), progress=optional(PROGRESS))),
     "export_records": call(dict(batch_size=optional(BATCH))),
+    # events and webhooks (IP literals: a public one is accepted without a DNS lookup, loopback refused)
+    "list_events": call(dict(after=optional(ref("event")), types=optional(EVENT_TYPES), model_id=optional(ref("model")),
+                             limit=optional(BATCH))),
+    "add_webhook": call(dict(url=WEBHOOK_URL, event_types=EVENT_TYPES, model_id=optional(ref("model")),
+                             secret=optional(st.sampled_from(["s" * 20, "short", "has a space in it!"])))),
+    "get_webhook": call(dict(webhook_id=ref("webhook"))),
+    "list_webhooks": call({}),
+    "remove_webhook": call(dict(webhook_id=ref("webhook"))),
+    "test_webhook": call(dict(webhook_id=ref("webhook"))),
+    "list_deliveries": call(dict(webhook_id=optional(ref("webhook")), event_id=optional(ref("event")),
+                                 state=optional(st.sampled_from(["pending", "dead", "bogus"])),
+                                 failed=optional(st.booleans()), limit=optional(BATCH), after=optional(ref("delivery")))),
+    "get_delivery": call(dict(delivery_id=ref("delivery"))),
+    "replay_delivery": call(dict(delivery_id=ref("delivery"))),
+    "replay_since": call(dict(webhook_id=ref("webhook"), since=AT, limit=optional(BATCH))),
+    "derive_deliveries": call(dict(batch_size=optional(BATCH))),
+    "claim_deliveries": call(dict(worker=st.just("fuzz:1:x"), limit=optional(BATCH), webhook_id=optional(ref("webhook")))),
 }  # fmt: skip
 BULK = {"store_models", "store_deployments", "import_records"}
 

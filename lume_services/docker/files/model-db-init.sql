@@ -197,3 +197,67 @@ CREATE TABLE deployment_tag (
 CREATE INDEX ix_deployment_tag_lookup ON deployment_tag (`key`, value_sha256, deployment_id);
 
 UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
+-- Running upgrade 0005 -> 0006
+
+CREATE TABLE event_feed (
+    feed_id INTEGER NOT NULL, 
+    updated DATETIME(6) NOT NULL, 
+    CONSTRAINT pk_event_feed PRIMARY KEY (feed_id)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE webhook (
+    webhook_id INTEGER NOT NULL AUTO_INCREMENT, 
+    url VARCHAR(2048) NOT NULL, 
+    secret VARCHAR(256) NOT NULL, 
+    event_types JSON NOT NULL, 
+    model_id INTEGER, 
+    created DATETIME(6) NOT NULL, 
+    created_by VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    `cursor` BIGINT NOT NULL, 
+    CONSTRAINT pk_webhook PRIMARY KEY (webhook_id)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE TABLE webhook_delivery (
+    delivery_id BIGINT NOT NULL AUTO_INCREMENT, 
+    webhook_id INTEGER NOT NULL, 
+    event_id BIGINT NOT NULL, 
+    event_type VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    model_key INTEGER NOT NULL, 
+    state VARCHAR(16) NOT NULL, 
+    attempts INTEGER NOT NULL, 
+    created DATETIME(6) NOT NULL, 
+    next_attempt_at DATETIME(6) NOT NULL, 
+    claimed_until DATETIME(6), 
+    claimed_by VARCHAR(200), 
+    finished DATETIME(6), 
+    last_status INTEGER, 
+    last_error VARCHAR(2000), 
+    replay_of BIGINT, 
+    body MEDIUMTEXT NOT NULL, 
+    CONSTRAINT pk_webhook_delivery PRIMARY KEY (delivery_id), 
+    CONSTRAINT fk_webhook_delivery_webhook_id_webhook FOREIGN KEY(webhook_id) REFERENCES webhook (webhook_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_webhook_delivery_due ON webhook_delivery (state, next_attempt_at);
+
+CREATE INDEX ix_webhook_delivery_group ON webhook_delivery (webhook_id, model_key, state, delivery_id);
+
+CREATE INDEX ix_webhook_delivery_event ON webhook_delivery (event_id);
+
+CREATE TABLE webhook_attempt (
+    attempt_id BIGINT NOT NULL AUTO_INCREMENT, 
+    delivery_id BIGINT NOT NULL, 
+    attempt INTEGER NOT NULL, 
+    started DATETIME(6) NOT NULL, 
+    duration FLOAT NOT NULL, 
+    status_code INTEGER, 
+    error VARCHAR(2000), 
+    worker VARCHAR(200) NOT NULL, 
+    CONSTRAINT pk_webhook_attempt PRIMARY KEY (attempt_id), 
+    CONSTRAINT fk_webhook_attempt_delivery_id_webhook_delivery FOREIGN KEY(delivery_id) REFERENCES webhook_delivery (delivery_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_webhook_attempt_delivery ON webhook_attempt (delivery_id, attempt);
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';

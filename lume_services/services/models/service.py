@@ -24,19 +24,26 @@ from __future__ import annotations
 
 from lume_services.services.models.audit_ops import AuditOps
 from lume_services.services.models.bulk import BulkOps
+from lume_services.services.models.delivery_ops import DeliveryOps
 from lume_services.services.models.deployment_ops import DeploymentOps
+from lume_services.services.models.event_ops import EventOps
 from lume_services.services.models.flow_ops import FlowOps
 from lume_services.services.models.live_ops import LiveOps
 from lume_services.services.models.model_ops import ModelOps
 from lume_services.services.models.tag_ops import TagOps
+from lume_services.services.models.webhook_ops import WebhookOps
 
 __all__ = ["ModelDBService"]
 
 
-class ModelDBService(ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps):
+class ModelDBService(
+    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps, EventOps, WebhookOps, DeliveryOps
+):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 
     ``ModelDBService(model_db, actor="jgarrahan")`` records its changes as
     that actor (default: ``<os user>@<hostname>``); ``with_actor(name)`` is
     the same service acting for someone else (the REST server's principal).
+    ``list_events`` is the event feed; webhooks and their deliveries are
+    ``add_webhook`` ... ``replay_since`` (the delivery process: ``lume_services.events``).
     """

@@ -10,7 +10,11 @@ here, each once:
   on a protected model without an approval, and recording the live change
   (:meth:`Change.move_live`, for one model or a whole import batch);
 * one flow per deployment (:func:`claim_flow`);
-* the audit event of every change (:meth:`Change.record`).
+* the audit event of every change (:meth:`Change.record`), which is also an
+  event of the feed (``list_events``) and the source of webhook deliveries:
+  :meth:`Change.flush` first locks the feed (:meth:`Change.lock_feed`), so
+  event ids are assigned in commit order and a reader's cursor never skips
+  an event that commits later.
 
 ``ServiceBase._write`` opens the transaction, builds the Change for the
 service's actor, runs the unit of work and then :meth:`Change.flush`, which
@@ -39,6 +43,7 @@ from lume_services.errors import (
 from lume_services.services.models.db.schema import (
     AuditEvent,
     Deployment,
+    EventFeed,
     Flow,
     LiveChange,
     Model,
@@ -50,6 +55,7 @@ Unit = Union[Session, Connection]
 ONE_TICK = timedelta(microseconds=1)  # the resolution of stored times
 MODELS, DEPLOYMENTS, FLOWS = Model.__table__, Deployment.__table__, Flow.__table__
 EVENTS, CHANGES = AuditEvent.__table__, LiveChange.__table__
+FEED = EventFeed.__table__
 
 
 class LockedModel(NamedTuple):
@@ -148,6 +154,7 @@ class Change:
         self._now: Optional[datetime] = None
         self._events: list[dict[str, Any]] = []
         self._changes: list[dict[str, Any]] = []
+        self._feed_locked = False
 
     @property
     def now(self) -> datetime:
@@ -285,11 +292,34 @@ class Change:
                  entity_id=str(entity_id), model_id=model_id, before=jsonable(before), after=jsonable(after))
         )  # fmt: skip
 
+    def lock_feed(self) -> None:
+        """Hold the feed's lock until commit: events written after this get ids in commit order.
+
+        On MariaDB/MySQL and PostgreSQL this upserts the one ``event_feed`` row
+        (which locks it, and creates it in an empty database without a race);
+        SQLite's writers are serialised by BEGIN IMMEDIATE already.
+        """
+        if self._feed_locked:
+            return
+        self._feed_locked = True
+        dialect = self.dialect
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+
+            stmt = upsert(FEED).values(feed_id=1, updated=self.now)
+            self.execute(stmt.on_conflict_do_update(index_elements=["feed_id"], set_={"updated": self.now}))
+        elif dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as upsert
+
+            stmt = upsert(FEED).values(feed_id=1, updated=self.now)
+            self.execute(stmt.on_duplicate_key_update(updated=self.now))
+
     def flush(self) -> None:
         """Write the history rows of this change (the last statements of its transaction)."""
         if self._changes:
             self.execute(insert(CHANGES), self._changes)
         if self._events:
+            self.lock_feed()
             self.execute(insert(EVENTS), self._events)
         self._changes, self._events = [], []
 

@@ -30,6 +30,11 @@ model's live deployment, and their approval or rejection).
 its package when it is stored. Models and deployments carry tags (a JSON
 object in ``tags``), indexed by ``model_tag`` / ``deployment_tag``.
 
+Events and webhooks (``lume_services.events``): ``event_feed`` (the one row
+writers of audit events lock, so event ids follow commit order),
+``webhook``, ``webhook_delivery`` (derived from the audit events by the
+delivery process) and ``webhook_attempt``.
+
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
 """
@@ -45,11 +50,13 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     false,
 )
@@ -404,3 +411,106 @@ class DeploymentTag(Base):
     )
     key: Mapped[str] = mapped_column(ident(TAG_KEY_LENGTH), primary_key=True)
     value_sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH), nullable=False)
+
+
+# -- events and webhooks ------------------------------------------------------------------
+
+URL_LENGTH = 2048  # a webhook's target
+SECRET_LENGTH = 256  # a webhook's signing secret (HMAC key)
+ERROR_LENGTH = 2000  # what went wrong with a delivery attempt
+WORKER_LENGTH = 200  # which delivery process claimed a delivery (host:pid:random)
+
+
+class EventFeed(Base):
+    """One row that every writer of audit events locks first (MariaDB, PostgreSQL), so event ids are
+    assigned in commit order and a reader's cursor never skips an event committed later.
+
+    Upserted by :meth:`Change.flush`; SQLite needs no row (its writers are serialised by BEGIN IMMEDIATE).
+    """
+
+    __tablename__ = "event_feed"
+    __table_args__ = (MYSQL_TABLE,)
+
+    feed_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Webhook(Base):
+    """A target that is sent the events of some types (and of one model, or all).
+
+    ``secret`` signs each body (HMAC-SHA256); it is never exported nor shown
+    after creation. ``cursor`` is the last event this webhook's deliveries
+    were derived from (events after it are still to be matched).
+    """
+
+    __tablename__ = "webhook"
+    __table_args__ = (MYSQL_TABLE,)
+
+    webhook_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(URL_LENGTH), nullable=False)
+    secret: Mapped[str] = mapped_column(String(SECRET_LENGTH), nullable=False)
+    event_types: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    model_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_by: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    cursor: Mapped[int] = mapped_column(EVENT_ID, nullable=False)
+
+
+class WebhookDelivery(Base):
+    """One event to send to one webhook, and where that stands.
+
+    ``state``: ``queued`` (behind an earlier delivery of the same webhook and
+    model), ``pending`` (the next one of its webhook and model, attempted at
+    ``next_attempt_at``), ``delivered`` or ``dead``. ``claimed_until`` is the
+    lease of the delivery process attempting it. ``body`` is the exact JSON sent.
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
+        Index("ix_webhook_delivery_group", "webhook_id", "model_key", "state", "delivery_id"),
+        Index("ix_webhook_delivery_event", "event_id"),
+        MYSQL_TABLE,
+    )
+
+    delivery_id: Mapped[int] = mapped_column(EVENT_ID, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook.webhook_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    event_id: Mapped[int] = mapped_column(EVENT_ID, nullable=False)
+    event_type: Mapped[str] = mapped_column(ident(ACTION_LENGTH), nullable=False)
+    model_key: Mapped[int] = mapped_column(Integer, nullable=False)  # the event's model, 0 for none
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    claimed_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    claimed_by: Mapped[Optional[str]] = mapped_column(String(WORKER_LENGTH), nullable=True)
+    finished: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    last_status: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(String(ERROR_LENGTH), nullable=True)
+    replay_of: Mapped[Optional[int]] = mapped_column(EVENT_ID, nullable=True)
+    body: Mapped[str] = mapped_column(
+        Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, how long, and the status code or the error."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (
+        Index("ix_webhook_attempt_delivery", "delivery_id", "attempt"),
+        MYSQL_TABLE,
+    )
+
+    attempt_id: Mapped[int] = mapped_column(EVENT_ID, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_delivery.delivery_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    started: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    duration: Mapped[float] = mapped_column(Float, nullable=False)  # seconds
+    status_code: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(String(ERROR_LENGTH), nullable=True)
+    worker: Mapped[str] = mapped_column(String(WORKER_LENGTH), nullable=False)
