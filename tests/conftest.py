@@ -166,14 +166,23 @@ def lume_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def _reset_config():
-    """Tests that call configure() must not leak their context into others."""
+    """Tests that call configure() must not leak their context into others.
+
+    Nor PREFECT_HOME: the scheduling service points it at the test's LUME_HOME
+    (a directory gone once the test ends) when nothing else sets it.
+    """
     from lume_services import config
 
+    prefect_home = os.environ.get("PREFECT_HOME")
     yield
     if config.context is not None:
         config.context.close()
     config.context = None
     config._settings = None
+    if prefect_home is None:
+        os.environ.pop("PREFECT_HOME", None)
+    else:
+        os.environ["PREFECT_HOME"] = prefect_home
 
 
 @pytest.fixture(scope="session")

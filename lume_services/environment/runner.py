@@ -84,8 +84,47 @@ def run_json(python: Path, script: str, args: list[str], *, home: Path, timeout:
     return answer
 
 
+DESCRIBED = ".lume-described.json"  # in an environment: what describe_flow found there, by import name
+
+
 def describe_flow(
-    python: Path, import_name: str, *, home: Path, timeout: float, package: str
+    python: Path, import_name: str, *, home: Path, timeout: float, package: str, environment: Optional[Path] = None
 ) -> dict[str, Any]:
-    """Load ``<import_name>.flow`` in the environment: flow name, entrypoint, parameter schema."""
-    return run_json(python, DESCRIBE, [import_name], home=home, timeout=timeout, package=package)
+    """Load ``<import_name>.flow`` in the environment: flow name, entrypoint, parameter schema.
+
+    With ``environment`` (the environment's directory) the answer is kept
+    there and reused: an environment is built once per artifact and never
+    changed, so its flow describes the same every time (storing the same
+    archive for another model, or into another registry, skips loading it).
+    """
+    cache = environment / DESCRIBED if environment is not None else None
+    known = _read_described(cache)
+    if import_name in known:
+        return known[import_name]
+    answer = run_json(python, DESCRIBE, [import_name], home=home, timeout=timeout, package=package)
+    if cache is not None:
+        _write_described(cache, {**known, import_name: answer})
+    return answer
+
+
+def _read_described(cache: Optional[Path]) -> dict[str, Any]:
+    if cache is None:
+        return {}
+    try:
+        found = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: describe again
+    return found if isinstance(found, dict) else {}
+
+
+def _write_described(cache: Path, described: dict[str, Any]) -> None:
+    """Atomically (a reader sees the old file or the new one); a read-only environment is not an error."""
+    temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(described), encoding="utf-8")
+        os.replace(temporary, cache)
+    except OSError:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass

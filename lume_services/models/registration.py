@@ -113,8 +113,8 @@ def store_deployment(
         env = services.envs.ensure(artifact, environment_requirements())
     with step("load flow", progress):
         described = describe_flow(
-            env.python, info.import_name, home=services.envs.home,
-            timeout=settings.describe_timeout, package=f"{info.name} {info.version}",
+            env.python, info.import_name, home=services.envs.home, timeout=settings.describe_timeout,
+            package=f"{info.name} {info.version}", environment=env.path,
         )  # fmt: skip
     registration = FlowRegistration(
         model_id=model_id, version=info.version, project_name=project_name,

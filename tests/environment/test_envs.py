@@ -18,7 +18,7 @@ from environment_helpers import NO_SUCH_PACKAGE
 from procs import gone, mentioning
 
 from lume_services.environment.envs import READY, EnvironmentManager
-from lume_services.environment.runner import describe_flow, run_json
+from lume_services.environment.runner import DESCRIBED, describe_flow, run_json
 from lume_services.environment.sources import parse_source
 from lume_services.environment.store import ArtifactStore
 from lume_services.errors import FlowLoadError, InstallError
@@ -169,6 +169,19 @@ class TestDescribeFlow:
         assert properties["input1"]["default"] == 1.0 and properties["input2"]["default"] == 2.0
         assert (home / "prefect").is_dir()  # Prefect's home inside LUME_HOME
         assert "my_model" not in sys.modules
+
+    def test_the_answer_is_kept_in_the_environment_and_reused(self, prefect_env, session_settings, tmp_path):
+        env, home = prefect_env
+        kept = tmp_path / "env-copy"  # the cache goes where ``environment`` says; the shared env stays clean
+        kept.mkdir()
+        args = dict(home=home, timeout=session_settings.describe_timeout, package="my-model 0.1.0", environment=kept)
+        first = describe_flow(env.python, "my_model", **args)
+        assert json.loads((kept / DESCRIBED).read_text())["my_model"] == first
+        # A second describe does not start the interpreter at all: a missing one would fail otherwise.
+        assert describe_flow(tmp_path / "no-such-python", "my_model", **args) == first
+        (kept / DESCRIBED).write_text("{not json")  # unreadable: described again, and kept again
+        assert describe_flow(env.python, "my_model", **args) == first
+        assert json.loads((kept / DESCRIBED).read_text()) == {"my_model": first}
 
     def test_entry_point_that_is_not_a_flow(self, prefect_env, session_settings):
         env, home = prefect_env
