@@ -177,7 +177,7 @@ class DeploymentOps(ServiceBase):
     def get_deployment(self, **filters: Any) -> DeploymentRecord:
         tags = tag_filter(filters)
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), ["deployment_id"], limit=1)
-        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags)
         row = self._read(
             "get_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
         )
@@ -189,7 +189,7 @@ class DeploymentOps(ServiceBase):
         """All matching deployments, oldest first ([] when none); ``tags={k: v}`` keeps those carrying them."""
         tags = tag_filter(filters)
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), OLDEST_FIRST)
-        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags)
         return self._read(
             "get_deployments", lambda s: fetch_all(s, stmt, params, DeploymentRecord), core=True
         )
@@ -198,7 +198,7 @@ class DeploymentOps(ServiceBase):
         """The newest matching deployment by deploy date, then deployment_id."""
         tags = tag_filter(filters)
         stmt, params = filtered(Deployment, check_filters(Deployment, filters), NEWEST_FIRST, limit=1)
-        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags)
         row = self._read(
             "get_latest_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
         )
@@ -214,7 +214,7 @@ class DeploymentOps(ServiceBase):
         tags = tag_filter(filters)
         query = check_filters(Deployment, filters)
         stmt, params = filtered(Deployment, query, ["deployment_id"], limit + 1)
-        stmt = DEPLOYMENT_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = DEPLOYMENT_TAGS.filter(stmt, tags)
         if query.get("model_id") is not None:
             stmt = _one_models_page(stmt)
         if after is not None:

@@ -94,7 +94,7 @@ class ModelOps(ServiceBase):
         """The one model matching ``filters`` (lowest model_id if several; ``tags={k: v}``: carrying them)."""
         tags = tag_filter(filters)
         stmt, params = filtered(Model, check_filters(Model, filters), ["model_id"], limit=1)
-        stmt = MODEL_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = MODEL_TAGS.filter(stmt, tags)
         row = self._read("get_model", lambda s: fetch_first(s, stmt, params, ModelRecord), core=True)
         if row is None:
             raise ModelNotFoundError(filters)
@@ -104,7 +104,7 @@ class ModelOps(ServiceBase):
         """Every matching model in model_id order; ``tags={k: v, ...}`` keeps those carrying all of them."""
         tags = tag_filter(filters)
         stmt, params = filtered(Model, check_filters(Model, filters), ["model_id"])
-        stmt = MODEL_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = MODEL_TAGS.filter(stmt, tags)
         return self._read("get_models", lambda s: fetch_all(s, stmt, params, ModelRecord), core=True)
 
     def list_models(
@@ -165,7 +165,7 @@ class ModelOps(ServiceBase):
         tags = tag_filter(filters)
         query = check_filters(Model, filters)
         stmt = select(MODELS).filter_by(**query).order_by(MODELS.c.model_id).limit(limit + 1)
-        stmt = MODEL_TAGS.filter(stmt, tags) if tags else stmt
+        stmt = MODEL_TAGS.filter(stmt, tags)
         if after is not None:
             check_value(Model, "model_id", after, as_filter=True)
             stmt = stmt.where(MODELS.c.model_id > after)

@@ -35,10 +35,10 @@ class Tagging:
     def __init__(self, entity: Any, index: Any, key: str) -> None:
         self.table, self.index, self.key = entity.__table__, index.__table__, key
 
-    def filter(self, stmt: Select[Any], tags: Mapping[str, str]) -> Select[Any]:
+    def filter(self, stmt: Select[Any], tags: Optional[Mapping[str, str]]) -> Select[Any]:
         """``stmt`` limited to the rows that carry every tag of ``tags`` (AND), through the index."""
         owner = self.table.c[self.key]
-        for key, value in sorted(tags.items()):
+        for key, value in sorted((tags or {}).items()):
             tagged = select(self.index.c[self.key]).where(
                 self.index.c.key == key, self.index.c.value_sha256 == value_sha256(value)
             )
