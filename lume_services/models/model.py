@@ -286,7 +286,6 @@ class Model:
             raise DeploymentNotRegisteredError(self.model_id, deployment_id)
 
 
-
 def _warn_if_prefect1(loaded: LoadedDeployment) -> None:
     """A deployment adopted from the predecessor still has its Prefect 1 flow: say so, and how to fix it."""
     old = loaded.deployment.tags.get(PREFECT1_TAG)

@@ -182,7 +182,7 @@ class DeploymentOps(ServiceBase):
             "get_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
         )
         if row is None:
-            raise DeploymentNotFoundError(filters)
+            raise DeploymentNotFoundError({**filters, **({'tags': tags} if tags else {})})
         return row
 
     def get_deployments(self, **filters: Any) -> list[DeploymentRecord]:
@@ -203,7 +203,7 @@ class DeploymentOps(ServiceBase):
             "get_latest_deployment", lambda s: fetch_first(s, stmt, params, DeploymentRecord), core=True
         )
         if row is None:
-            raise DeploymentNotFoundError(filters)
+            raise DeploymentNotFoundError({**filters, **({'tags': tags} if tags else {})})
         return row
 
     def list_deployments(

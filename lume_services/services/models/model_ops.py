@@ -97,7 +97,7 @@ class ModelOps(ServiceBase):
         stmt = MODEL_TAGS.filter(stmt, tags)
         row = self._read("get_model", lambda s: fetch_first(s, stmt, params, ModelRecord), core=True)
         if row is None:
-            raise ModelNotFoundError(filters)
+            raise ModelNotFoundError({**filters, **({'tags': tags} if tags else {})})
         return row
 
     def get_models(self, **filters: Any) -> list[ModelRecord]:
