@@ -20,7 +20,6 @@ from lume_services.cli.output import (
     print_json,
     print_next_page,
     print_table,
-    render_table,
 )
 from lume_services.cli.tags import describe_tags, tag_filters, tag_option
 
@@ -107,10 +106,9 @@ def show_deployment(deployment_id: int, as_json: bool) -> None:
         ]
     )  # fmt: skip
     if loaded.variables.declared:
-        from lume_services.cli.variables import variable_rows
+        from lume_services.cli.variables import variables_table
 
-        click.echo(render_table(["Direction", "Name", "Kind", "Default", "Range", "Unit", "Read-only"],
-                                variable_rows(loaded.variables)))  # fmt: skip
+        click.echo(variables_table(loaded.variables))
 
 
 def _variables_summary(variables: Any) -> str:

@@ -8,6 +8,13 @@ import click
 
 from lume_services.cli.output import ID, get_service, handle_errors, json_option, print_json, render_table
 
+HEADERS = ["Direction", "Name", "Kind", "Default", "Range", "Unit", "Read-only"]
+
+
+def variables_table(variables: Any) -> str:
+    """Every input and output as one table."""
+    return render_table(HEADERS, variable_rows(variables))
+
 
 def variable_rows(variables: Any) -> list[list[str]]:
     """One row per variable: direction, name, kind, default, range, unit, read-only."""
@@ -34,8 +41,7 @@ def variables_command(deployment_id: int, as_json: bool) -> None:
         click.echo(f"Deployment {deployment_id}'s package declares no variables.")
         return
     click.echo(f"Read from {variables.source_file} ({variables.format}):")
-    headers = ["Direction", "Name", "Kind", "Default", "Range", "Unit", "Read-only"]
-    click.echo(render_table(headers, variable_rows(variables)))
+    click.echo(variables_table(variables))
 
 
 @click.command("check-mapping")

@@ -13,12 +13,11 @@ parameter schema.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from lume_services.errors import ValidationError
-from lume_services.variables.types import Variable, Variables
+from lume_services.variables.types import Variable, Variables, is_number
 
 log = logging.getLogger(__name__)
 MODES = ("error", "warn", "none")
@@ -61,7 +60,7 @@ def check_inputs(variables: Variables, parameters: Mapping[str, Any], *, validat
 def _kind_or_constant(variable: Variable, value: Any) -> Any:
     if variable.read_only and value != variable.default:
         return f"a constant ({variable.default!r}); a run cannot change it"
-    if variable.kind == "scalar" and not _number(value):
+    if variable.kind == "scalar" and not is_number(value, infinite=True):
         return "not a number, and the variable is a scalar"
     if variable.kind == "array" and not isinstance(value, (list, tuple)):
         return "not a list, and the variable is an array"
@@ -79,10 +78,6 @@ def _outside(variable: Variable, value: Any) -> Any:
     if low <= value <= high:
         return None
     return f"outside its range {variable.describe_range()}"
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _raise(problems: list[tuple[str, Any, str]]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Optional, TypeVar
 
 import yaml
 
-from lume_services.variables.types import Variable, Variables
+from lume_services.variables.types import Variable, Variables, is_number
 
 T = TypeVar("T")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -235,7 +235,7 @@ def _variable(raw: Any, name: str, line: Optional[int], formats: list[str]) -> V
         raise problem(f"read_only / is_constant must be true or false, not {read_only!r}")
     default = _json_value(default, "default", problem)
     if kind == "scalar" and default is not None:
-        if not _is_number(default):
+        if not is_number(default):
             raise problem(f"the default {default!r} of a scalar must be a number")
         if value_range is not None and not value_range[0] <= default <= value_range[1]:
             raise problem(f"the default {default!r} is outside its range [{value_range[0]}, {value_range[1]}]")
@@ -273,17 +273,11 @@ def _range(value: Any, problem: Callable[[str], Problem]) -> Optional[tuple[floa
         raise problem(f"the range {value!r} must be [min, max]")
     low = -math.inf if value[0] is None else value[0]
     high = math.inf if value[1] is None else value[1]
-    if not (_is_number(low, infinite=True) and _is_number(high, infinite=True)):
+    if not (is_number(low, infinite=True) and is_number(high, infinite=True)):
         raise problem(f"the range {value!r} must hold two numbers")
     if low > high:
         raise problem(f"the range [{value[0]}, {value[1]}] has its min above its max")
     return float(low), float(high)
-
-
-def _is_number(value: Any, *, infinite: bool = False) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return not math.isnan(value) and (infinite or not math.isinf(value))
 
 
 def _text(value: Any, field: str, problem: Callable[[str], Problem]) -> Optional[str]:

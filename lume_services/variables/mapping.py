@@ -35,7 +35,7 @@ import yaml
 
 from lume_services.errors import ConfigurationError
 from lume_services.variables.formats import Problem, load_yaml
-from lume_services.variables.types import Variables
+from lume_services.variables.types import Variables, is_number
 
 PROTOCOLS = ("ca", "pva")
 SECTIONS = ("input_variables", "output_variables")
@@ -229,12 +229,8 @@ def _constant(expression: Any, formula: str, variable: Any, finding: Any) -> lis
     if not expression.is_number:
         return [finding(f"its formula {formula!r} has no symbols but is not a number")]
     value = float(expression)
-    if variable.read_only and _number(variable.default) and not math.isclose(value, variable.default, rel_tol=1e-12):
+    if variable.read_only and is_number(variable.default) and not math.isclose(value, variable.default, rel_tol=1e-12):
         return [finding(f"its constant {value:g} differs from the model's constant {variable.default!r}")]
     if variable.range is not None and not variable.range[0] <= value <= variable.range[1]:
         return [finding(f"its constant {value:g} is outside the input's range {variable.describe_range()}")]
     return []
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

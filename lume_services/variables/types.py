@@ -40,7 +40,7 @@ class Variable(BaseModel):
 
     @field_serializer("range", when_used="json")
     def _open_ends_as_null(self, value: Optional[tuple[float, float]]) -> Any:
-        return None if value is None else [None if math.isinf(end) else end for end in value]
+        return None if value is None else open_ends(value)
 
     def stored(self) -> dict[str, Any]:
         """The JSON form kept in the database (fields at their defaults left out)."""
@@ -48,7 +48,7 @@ class Variable(BaseModel):
         if self.default is not None:
             out["default"] = self.default
         if self.range is not None:
-            out["range"] = [None if math.isinf(end) else end for end in self.range]
+            out["range"] = open_ends(self.range)
         for field in ("unit", "description"):
             if getattr(self, field) is not None:
                 out[field] = getattr(self, field)
@@ -72,7 +72,7 @@ class Variable(BaseModel):
             return "(any)"
         low, high = self.range
         unit = f" {self.unit}" if self.unit and with_unit else ""
-        return f"[{_number(low)}, {_number(high)}]{unit}"
+        return f"[{_show(low)}, {_show(high)}]{unit}"
 
 
 class Variables(BaseModel):
@@ -121,7 +121,19 @@ class Variables(BaseModel):
 NO_VARIABLES = Variables()
 
 
-def _number(value: float) -> str:
+def is_number(value: Any, *, infinite: bool = False) -> bool:
+    """A real number: not a bool, not NaN, and finite unless ``infinite``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not math.isnan(value) and (infinite or not math.isinf(value))
+
+
+def open_ends(value: tuple[float, float]) -> list[Optional[float]]:
+    """A range as JSON holds it: an infinite end is null."""
+    return [None if math.isinf(end) else end for end in value]
+
+
+def _show(value: float) -> str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return repr(value) if isinstance(value, float) and not value.is_integer() else f"{value:g}"

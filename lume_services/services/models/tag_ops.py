@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from lume_services.services.models.db.schema import Deployment, Model
 from lume_services.services.models.records import DeploymentRecord, ModelRecord
@@ -17,10 +17,6 @@ from lume_services.services.models.writes import Change
 MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
 _ONE_MODEL = select(MODELS).where(MODELS.c.model_id == bindparam("_id"))
 _ONE_DEPLOYMENT = select(DEPLOYMENTS).where(DEPLOYMENTS.c.deployment_id == bindparam("_id"))
-_MODEL_TAGS = update(MODELS).where(MODELS.c.model_id == bindparam("_id")).values(tags=bindparam("tags"))
-_DEPLOYMENT_TAGS = (
-    update(DEPLOYMENTS).where(DEPLOYMENTS.c.deployment_id == bindparam("_id")).values(tags=bindparam("tags"))
-)
 
 
 class TagOps(ServiceBase):
@@ -53,10 +49,10 @@ class TagOps(ServiceBase):
         )
 
     def _retag(self, operation: str, entity: str, entity_id: int, new_tags: Callable[[dict], dict]) -> Any:
-        read, write, tagging, record = (
-            (_ONE_MODEL, _MODEL_TAGS, MODEL_TAGS, ModelRecord)
+        read, tagging, record = (
+            (_ONE_MODEL, MODEL_TAGS, ModelRecord)
             if entity == "model"
-            else (_ONE_DEPLOYMENT, _DEPLOYMENT_TAGS, DEPLOYMENT_TAGS, DeploymentRecord)
+            else (_ONE_DEPLOYMENT, DEPLOYMENT_TAGS, DeploymentRecord)
         )
 
         def work(change: Change) -> Any:
@@ -69,18 +65,17 @@ class TagOps(ServiceBase):
             before = row["tags"] or {}
             after = new_tags(before)
             if after != before:
-                _apply(change, write, tagging, entity, entity_id, model_id, before, after)
+                _apply(change, tagging, entity, entity_id, model_id, before, after)
             return record.model_validate({**row, "tags": after})
 
         return self._write(operation, work, core=True)
 
 
 def _apply(
-    change: Change, write: Any, tagging: Tagging, entity: str, entity_id: int, model_id: int,
+    change: Change, tagging: Tagging, entity: str, entity_id: int, model_id: int,
     before: dict[str, str], after: dict[str, str],
 ) -> None:  # fmt: skip
-    change.execute(write, {"_id": entity_id, "tags": after or None})
-    tagging.write(change.unit, entity_id, before, after)
+    tagging.replace(change.unit, entity_id, before, after)
     keys = sorted(k for k in {*before, *after} if before.get(k) != after.get(k))
     change.record(
         f"{entity}.tags_changed", entity, entity_id, model_id=model_id,

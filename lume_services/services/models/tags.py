@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
-from sqlalchemy import Select, delete, insert, select
+from sqlalchemy import Select, delete, insert, select, update
 
 from lume_services.errors import ValidationError
 from lume_services.services.models.db.schema import (
@@ -44,6 +44,13 @@ class Tagging:
             )
             stmt = stmt.where(owner.in_(tagged))
         return stmt
+
+    def replace(self, unit: Any, owner_id: int, before: Mapping[str, str], after: Mapping[str, str]) -> None:
+        """Give row ``owner_id`` the tags ``after`` (it has ``before``): its ``tags`` column and its index rows."""
+        unit.execute(
+            update(self.table).where(self.table.c[self.key] == owner_id).values(tags=dict(after) or None)
+        )
+        self.write(unit, owner_id, before, after)
 
     def write(self, unit: Any, owner_id: int, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         """Bring the index rows of ``owner_id`` from ``before`` to ``after`` (its new tags)."""

@@ -56,5 +56,4 @@ def _untag(change: Any, deployment_id: int) -> None:
     before = dict((row.tags if row is not None else None) or {})
     after = {k: v for k, v in before.items() if k != PREFECT1_TAG}
     if after != before:
-        change.execute(table.update().where(table.c.deployment_id == deployment_id).values(tags=after or None))
-        DEPLOYMENT_TAGS.write(change.unit, deployment_id, before, after)
+        DEPLOYMENT_TAGS.replace(change.unit, deployment_id, before, after)
