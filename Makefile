@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 # The demo keeps its embedded registry inside the checkout, not in ~/.lume-services.
 DEMO_HOME ?= $(CURDIR)/.lume-home
 
-.PHONY: venv demo test test-servers schema lint clean
+.PHONY: venv demo test test-servers schema openapi lint clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ test: venv test-servers
 
 schema: venv
 	$(PY) scripts/update_docker_compose_schema.py build-docker-compose-schema
+
+# The REST API's OpenAPI document, committed as docs/openapi.json (CI checks it is current).
+openapi: venv
+	$(PY) scripts/update_openapi.py
 
 lint: venv
 	$(VENV)/bin/ruff check lume_services tests scripts examples bench

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lume_services.api.settings import ApiSettings
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.errors import EnvironmentNotConfiguredError
 from lume_services.events.settings import EventsSettings
@@ -61,6 +62,7 @@ class LUMEServicesSettings(BaseSettings):
     )
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Prefect 3 orchestration.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Event delivery to webhooks.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="The REST server (`lume-services serve`).")
 
     @field_validator("home")
     @classmethod

@@ -18,7 +18,8 @@ attributes. Secrets are never part of a message.
     │   ├── LiveRequestNotFoundError
     │   ├── DeploymentNotRegisteredError
     │   ├── WebhookNotFoundError
-    │   └── DeliveryNotFoundError
+    │   ├── DeliveryNotFoundError
+    │   └── TokenNotFoundError
     ├── ConflictError
     │   ├── AlreadyExistsError
     │   │   ├── ProjectAlreadyExistsError
@@ -28,9 +29,11 @@ attributes. Secrets are never part of a message.
     │   ├── LiveRequestClosedError
     │   ├── VariablesConflictError
     │   └── InUseError
+    ├── AuthenticationError
     ├── PermissionDeniedError
     │   ├── ApprovalRequiredError
-    │   └── SelfApprovalError
+    │   ├── SelfApprovalError
+    │   └── ScopeError
     ├── ValidationError (also ValueError)
     │   ├── UnknownFilterError
     │   └── UnsafeTargetError
@@ -163,6 +166,11 @@ class DeliveryNotFoundError(NotFoundError):
     hint = "list deliveries with `lume-services webhooks deliveries`"
 
 
+class TokenNotFoundError(NotFoundError):
+    entity = "active API token"
+    hint = "list tokens with `lume-services tokens list`"
+
+
 # --- conflicts -------------------------------------------------------------
 
 
@@ -265,8 +273,34 @@ class InUseError(ConflictError):
 # --- permission ------------------------------------------------------------
 
 
+class AuthenticationError(LUMEServicesError):
+    """No API token, or one that is unknown, revoked or expired (never named in the message)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(
+            f"{problem}. Send a valid token as 'Authorization: Bearer <token>' "
+            "(LUME_REGISTRY__TOKEN for the client); an administrator creates one with "
+            "`lume-services tokens create NAME --scope read|write|admin`."
+        )
+
+
 class PermissionDeniedError(LUMEServicesError):
     """The acting principal may not make this change; nothing was written."""
+
+
+class ScopeError(PermissionDeniedError):
+    """A token whose scope (or project) does not cover the request."""
+
+    def __init__(self, token_name: str, granted: str, needed: str, detail: str = "") -> None:
+        self.token_name = token_name
+        self.granted = granted
+        self.needed = needed
+        extra = f" {detail}" if detail else ""
+        super().__init__(
+            f"Token {token_name!r} has scope {granted!r}; this needs {needed!r}.{extra} "
+            "Nothing was changed; ask an administrator for a token with that scope."
+        )
 
 
 class ApprovalRequiredError(PermissionDeniedError):

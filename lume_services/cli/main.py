@@ -14,7 +14,9 @@ from lume_services.cli import (
     history,
     models,
     projects,
+    serve,
     tags,
+    tokens,
     transfer,
     variables,
     webhooks,
@@ -51,3 +53,5 @@ cli.add_command(flows.flows)
 cli.add_command(doctor.doctor)
 cli.add_command(webhooks.webhooks)
 cli.add_command(events.events)
+cli.add_command(tokens.tokens)
+cli.add_command(serve.serve)

@@ -261,3 +261,25 @@ CREATE TABLE webhook_attempt (
 CREATE INDEX ix_webhook_attempt_delivery ON webhook_attempt (delivery_id, attempt);
 
 UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
+-- Running upgrade 0006 -> 0007
+
+CREATE TABLE api_token (
+    token_id INTEGER NOT NULL AUTO_INCREMENT, 
+    name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    active_name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, 
+    token_sha256 VARCHAR(64) NOT NULL, 
+    scope VARCHAR(16) NOT NULL, 
+    project_name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, 
+    created DATETIME(6) NOT NULL, 
+    created_by VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    expires DATETIME(6), 
+    revoked DATETIME(6), 
+    revoked_by VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, 
+    CONSTRAINT pk_api_token PRIMARY KEY (token_id), 
+    CONSTRAINT ck_api_token_ck_api_token_scope_known CHECK (scope IN ('read', 'write', 'admin')), 
+    CONSTRAINT uq_api_token_active_name UNIQUE (active_name), 
+    CONSTRAINT uq_api_token_token_sha256 UNIQUE (token_sha256)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';

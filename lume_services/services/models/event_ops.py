@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "adopt.checksum_normalized", "adopt.flow_detached", "adopt.position_renumbered", "adopt.time_missing",
     "adopt.too_long",
     "webhook.created", "webhook.deleted", "webhook.tested",
+    "token.created", "token.revoked",
 )  # fmt: skip
 
 

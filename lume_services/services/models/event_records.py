@@ -1,4 +1,4 @@
-"""Frozen records of webhooks and their deliveries (the feed's items are AuditEventRecords).
+"""Frozen records of webhooks and their deliveries (the feed's items are AuditEventRecords), and of API tokens.
 
 A webhook's signing secret is a :class:`~pydantic.SecretStr` wherever it
 appears (``NewWebhook`` once, ``ClaimedDelivery`` for the delivery process),
@@ -83,3 +83,32 @@ class ClaimedDelivery(Record):
     url: str
     secret: SecretStr
     body: str
+
+
+class TokenRecord(Record):
+    """A REST API token without its secret: ``name`` is the actor of what it changes.
+
+    ``scope`` is read, write or admin (each includes the ones before it);
+    ``project_name`` limits a write token's changes to that project's
+    deployments; ``active`` is False once revoked or expired.
+    """
+
+    token_id: int
+    name: str
+    scope: str
+    project_name: Optional[str]
+    created: datetime
+    created_by: str
+    expires: Optional[datetime]
+    revoked: Optional[datetime]
+    revoked_by: Optional[str]
+
+    def active_at(self, now: datetime) -> bool:
+        return self.revoked is None and (self.expires is None or self.expires > now)
+
+
+class NewToken(Record):
+    """A token just created, with the token itself (shown this once, never stored)."""
+
+    record: TokenRecord
+    token: SecretStr

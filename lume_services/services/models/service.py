@@ -31,13 +31,15 @@ from lume_services.services.models.flow_ops import FlowOps
 from lume_services.services.models.live_ops import LiveOps
 from lume_services.services.models.model_ops import ModelOps
 from lume_services.services.models.tag_ops import TagOps
+from lume_services.services.models.token_ops import TokenOps
 from lume_services.services.models.webhook_ops import WebhookOps
 
 __all__ = ["ModelDBService"]
 
 
 class ModelDBService(
-    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps, EventOps, WebhookOps, DeliveryOps
+    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps, EventOps, WebhookOps, DeliveryOps,
+    TokenOps,
 ):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 
@@ -45,5 +47,6 @@ class ModelDBService(
     that actor (default: ``<os user>@<hostname>``); ``with_actor(name)`` is
     the same service acting for someone else (the REST server's principal).
     ``list_events`` is the event feed; webhooks and their deliveries are
-    ``add_webhook`` ... ``replay_since`` (the delivery process: ``lume_services.events``).
+    ``add_webhook`` ... ``replay_since`` (the delivery process: ``lume_services.events``);
+    REST API tokens are ``create_token`` ... ``authenticate``.
     """

@@ -35,6 +35,9 @@ writers of audit events lock, so event ids follow commit order),
 ``webhook``, ``webhook_delivery`` (derived from the audit events by the
 delivery process) and ``webhook_attempt``.
 
+The REST server's principals: ``api_token`` (a token's name, scope, project,
+expiry and revocation; only the token's sha256 is stored).
+
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
 """
@@ -95,6 +98,7 @@ TAG_KEY_LENGTH = 250  # MLflow's registry tags: keys up to 250 characters
 TAG_VALUE_LENGTH = 100_000  # ... and values up to 100,000
 VARIABLES_FILE_LENGTH = 1000  # archive member a deployment's variables were read from
 VARIABLES_FORMAT_LENGTH = 32
+TOKEN_SCOPES = ("read", "write", "admin")  # each includes the ones before it
 
 
 MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -514,3 +518,30 @@ class WebhookAttempt(Base):
     status_code: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     error: Mapped[Optional[str]] = mapped_column(String(ERROR_LENGTH), nullable=True)
     worker: Mapped[str] = mapped_column(String(WORKER_LENGTH), nullable=False)
+
+
+class ApiToken(Base):
+    """A REST API token: its name (the actor of what it changes), scope and limits.
+
+    Only ``token_sha256`` (of the whole token) is kept. ``active_name`` is the
+    name while the token is not revoked and NULL after, so that one name has
+    at most one token in use (NULLs never collide in a unique index).
+    """
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        CheckConstraint("scope IN ('read', 'write', 'admin')", name="scope_known"),
+        MYSQL_TABLE,
+    )
+
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    active_name: Mapped[Optional[str]] = mapped_column(ident(ACTOR_LENGTH), nullable=True, unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH), nullable=False, unique=True)
+    scope: Mapped[str] = mapped_column(String(STATE_LENGTH), nullable=False)
+    project_name: Mapped[Optional[str]] = mapped_column(ident(NAME_LENGTH), nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_by: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    expires: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    revoked: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_by: Mapped[Optional[str]] = mapped_column(ident(ACTOR_LENGTH), nullable=True)

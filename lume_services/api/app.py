@@ -1,0 +1,63 @@
+"""The FastAPI application: ``create_app(context)`` serves the registry under /api/v1.
+
+Routes are synchronous (``def``): FastAPI runs them in its thread pool, each
+on the service's pooled connections. The server holds the database
+credentials; clients hold a token (see :mod:`.deps`). Every error goes
+through :mod:`.problems`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from lume_services import __version__
+from lume_services.api import problems
+from lume_services.api.limits import BodyLimit
+from lume_services.api.routes import deployments, live, models, registry, tokens
+from lume_services.services.models.db.revision import SCHEMA_REVISION
+
+PREFIX = "/api/v1"
+DESCRIPTION = """The lume-services model registry.
+
+Send a token as `Authorization: Bearer <token>` (an administrator creates one
+with `lume-services tokens create NAME --scope read|write|admin`). Errors are
+`application/problem+json`, with the library's message in `detail` and its
+exception class in `error`.
+"""
+
+
+def create_app(context: Optional[Any] = None) -> FastAPI:
+    """The API for ``context`` (default: ``lume_services.config.get_context()`` from LUME_* settings)."""
+    if context is None:
+        from lume_services.config import get_context
+
+        context = get_context()
+    app = FastAPI(title="lume-services", version=__version__, description=DESCRIPTION,
+                  openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)  # fmt: skip
+    app.state.context = context
+    for module in (models, deployments, live, registry, tokens):
+        app.include_router(module.router, prefix=PREFIX)
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=context.settings.api.max_body_bytes)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up (nothing else is checked)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """The database answers and its schema is the one this server expects."""
+        try:
+            current = context.model_db().schema_revision()
+        except Exception as exc:  # any failure to reach the database: not ready
+            return problems.problem(503, f"The database is not reachable ({type(exc).__name__}).", "NotReady")
+        if current != SCHEMA_REVISION:
+            return problems.problem(503, f"The database schema is at {current!r}, not {SCHEMA_REVISION!r}; "
+                                    "run `lume-services db upgrade`.", "NotReady")  # fmt: skip
+        return JSONResponse({"status": "ready", "schema_revision": current})
+
+    return app

@@ -1,0 +1,79 @@
+"""Who is asking, and what they may do: the token check and the service acting as its name.
+
+``Access`` is what every route receives: the principal's token record (None
+for an anonymous read), the service acting as the token's name, and the
+checks of scope and project. Tokens are read from ``Authorization: Bearer``
+only (never from a query string, which access logs keep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
+
+from fastapi import Depends, Request
+
+from lume_services.errors import AuthenticationError, ScopeError
+from lume_services.services.models.event_records import TokenRecord
+from lume_services.services.models.token_ops import scope_includes
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Access:
+    token: Optional[TokenRecord]
+    service: Any  # ModelDBService acting as the token's name
+
+    @property
+    def name(self) -> str:
+        return self.token.name if self.token else ANONYMOUS
+
+    def require_unrestricted(self, what: str) -> None:
+        """Refuse a project-limited token a change outside deployments (models, projects)."""
+        if self.token is not None and self.token.project_name is not None:
+            raise ScopeError(self.token.name, f"write for project {self.token.project_name!r}", "write",
+                             f"{what} is not limited to one project.")  # fmt: skip
+
+    def require_project_of(self, deployment_id: int) -> None:
+        """Refuse a project-limited token a change of a deployment outside its project."""
+        if self.token is None or self.token.project_name is None:
+            return
+        projects = {f.project_name for f in self.service.get_flows(deployment_id=deployment_id)}
+        if self.token.project_name not in projects:
+            raise ScopeError(self.token.name, f"write for project {self.token.project_name!r}",
+                             "write for the deployment's project",
+                             f"Deployment {deployment_id!r} is in {sorted(projects) or 'no project'}.")  # fmt: skip
+
+
+def bearer(request: Request) -> Optional[str]:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("The Authorization header is not 'Bearer <token>'")
+    return token.strip()
+
+
+def access(needed: str) -> Callable[[Request], Access]:
+    def dependency(request: Request) -> Access:
+        context = request.app.state.context
+        service = context.model_db_service()
+        token = bearer(request)
+        if token is None:
+            if needed == "read" and context.settings.api.anonymous_read:
+                return Access(None, service.with_actor(ANONYMOUS))
+            raise AuthenticationError("This request needs an API token")
+        record = service.authenticate(token)
+        if not scope_includes(record.scope, needed):
+            raise ScopeError(record.name, record.scope, needed)
+        return Access(record, service.with_actor(record.name))
+
+    return dependency
+
+
+Reader = Annotated[Access, Depends(access("read"))]
+Writer = Annotated[Access, Depends(access("write"))]
+Admin = Annotated[Access, Depends(access("admin"))]

@@ -1,0 +1,79 @@
+"""The one mapping of errors onto HTTP: statuses and application/problem+json bodies (RFC 9457).
+
+The body's ``detail`` is the library's message (which never holds a
+secret), ``error`` the exception's class name, so the remote client raises
+the same class with the same message. Request-shape errors (FastAPI's) are
+422 with each field's problem but never the value sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lume_services import errors
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+# Most specific first: the first class an error is an instance of decides.
+STATUS: list[tuple[type[BaseException], int]] = [
+    (errors.AuthenticationError, 401),
+    (errors.PermissionDeniedError, 403),
+    (errors.NotFoundError, 404),
+    (errors.ConflictError, 409),
+    (errors.ValidationError, 422),
+    (errors.DatabaseError, 503),
+    (errors.SchemaNotCurrentError, 503),
+    (errors.LUMEServicesError, 500),
+]
+
+
+def status_of(exc: BaseException) -> int:
+    return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+def problem(status: int, detail: str, error: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "error": error, **extra}  # fmt: skip
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def field_problems(exc: RequestValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e.get("loc", ())), "problem": str(e.get("msg", ""))}
+            for e in exc.errors()]  # fmt: skip
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.LUMEServicesError)
+    async def library_error(request: Request, exc: errors.LUMEServicesError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return problem(status, str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = field_problems(exc)
+        listed = "; ".join(f"{f['field']}: {f['problem']}" for f in fields[:10])
+        return problem(422, f"Invalid request: {listed}. Nothing was stored.", "ValidationError", fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No endpoint {request.url.path!r}; the API is described at /api/v1/openapi.json."
+        return problem(exc.status_code, detail, "HTTPError")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed unexpectedly", request.method, request.url.path)
+        return problem(500, "The server failed unexpectedly; the error is in its log. Nothing is known to be "
+                       "stored; read the state back before retrying.", "UnexpectedError")  # fmt: skip

@@ -1,0 +1,60 @@
+"""/api/v1: projects, flows, the audit trail and the event feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Query, Response
+
+from lume_services.api.bodies import ProjectCreate
+from lume_services.api.deps import Reader, Writer
+from lume_services.api.routes.common import After, Field100, Limit
+from lume_services.services.models.records import AuditEventRecord, FlowOfFlowsRecord, Page, ProjectRecord
+
+router = APIRouter()
+ModelId = Annotated[Optional[int], Query(ge=1, le=2**31 - 1)]
+
+
+@router.get("/projects", response_model=list[ProjectRecord], tags=["projects"])
+def list_projects(access: Reader) -> list[ProjectRecord]:
+    return access.service.get_projects()
+
+
+@router.get("/projects/{project_name}", response_model=ProjectRecord, tags=["projects"])
+def get_project(project_name: str, access: Reader) -> ProjectRecord:
+    return access.service.get_project(project_name=project_name)
+
+
+@router.post("/projects", response_model=ProjectRecord, status_code=201, tags=["projects"])
+def create_project(body: ProjectCreate, access: Writer, response: Response) -> ProjectRecord:
+    """Record a project (its Prefect work queue is created by the scheduling service)."""
+    access.require_unrestricted("Creating a project")
+    name = access.service.store_project(project_name=body.project_name, description=body.description)
+    response.headers["Location"] = f"/api/v1/projects/{name}"
+    return access.service.get_project(project_name=name)
+
+
+@router.get("/flows/{flow_id}/steps", response_model=list[FlowOfFlowsRecord], tags=["flows"])
+def flow_of_flows(flow_id: str, access: Reader) -> list[FlowOfFlowsRecord]:
+    """A composite flow's steps in order, with their mapped parameters."""
+    access.service.get_flow(flow_id=flow_id)
+    return access.service.get_flow_of_flows(parent_flow_id=flow_id)
+
+
+@router.get("/audit-events", response_model=Page[AuditEventRecord], tags=["audit"])
+def audit_events(access: Reader, limit: Limit = 100, after: After = None, model_id: ModelId = None,
+                 actor: Field100 = None, action: Field100 = None, entity: Field100 = None,
+                 entity_id: Field100 = None, since: Optional[datetime] = None,
+                 until: Optional[datetime] = None) -> Page[AuditEventRecord]:  # fmt: skip
+    """Who changed what and when, newest first."""
+    return access.service.list_audit_events(model_id=model_id, actor=actor, action=action, entity=entity,
+                                            entity_id=entity_id, since=since, until=until, limit=limit,
+                                            after=after)  # fmt: skip
+
+
+@router.get("/events", response_model=Page[AuditEventRecord], tags=["audit"])
+def events(access: Reader, limit: Limit = 100, after: After = None, model_id: ModelId = None,
+           type: Annotated[list[str], Query(max_length=50)] = ()) -> Page[AuditEventRecord]:  # fmt: skip
+    """The event feed, oldest first after a cursor (``type``: e.g. deployment.live_changed, deployment.*)."""
+    return access.service.list_events(after=after, types=type or None, model_id=model_id, limit=limit)

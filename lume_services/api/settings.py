@@ -1,0 +1,20 @@
+"""Settings of the REST server (LUME_API__*)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anonymous_read: bool = Field(
+        default=False, description="Serve reads to requests without a token (writes always need one)."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=1 << 30,
+        description="Largest request body accepted, in bytes; larger ones get 413 before they are read.",
+    )  # fmt: skip
+    host: str = Field(default="127.0.0.1", description="Address `lume-services serve` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `lume-services serve` listens on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server processes `lume-services serve` starts.")
