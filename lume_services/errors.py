@@ -44,6 +44,7 @@ attributes. Secrets are never part of a message.
     │   ├── AdoptionRefusedError
     │   └── SchedulingNotConfiguredError
     ├── DatabaseError
+    │   └── RegistryUnreachableError
     ├── EnvironmentResolutionError
     │   ├── SourceError
     │   ├── DownloadError
@@ -633,6 +634,22 @@ class StorageError(LUMEServicesError):
         reason = exc.strerror or type(exc).__name__
         advice = _OS_ADVICE.get(exc.errno or 0, "check that path and try again")
         super().__init__(f"{doing} failed: {reason} ({self.path}); {advice}.")
+
+
+class RegistryUnreachableError(DatabaseError):
+    """The registry server (LUME_REGISTRY__URL) did not answer."""
+
+    def __init__(self, url: str, reason: str, change: bool = False) -> None:
+        self.url = url
+        self.operation, self.reason, self.outcome_unknown = f"reaching {url}", reason, change
+        self.consequence = (
+            "The change may or may not have been applied: read it back before retrying." if change
+            else "Nothing was changed; retry when the server is up."
+        )
+        LUMEServicesError.__init__(self, f"The registry server {url} did not answer ({reason}). {self.consequence}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.url, self.reason, self.outcome_unknown))
 
 
 class UnexpectedError(LUMEServicesError):

@@ -39,6 +39,24 @@ def status_of(exc: BaseException) -> int:
     return next(code for cls, code in STATUS if isinstance(exc, cls))
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return not isinstance(value, str) or len(value) <= 10_000
+    if depth < 2 and isinstance(value, (list, tuple)):
+        return len(value) <= 100 and all(_plain(v, depth + 1) for v in value)
+    if depth < 2 and isinstance(value, dict):
+        return len(value) <= 100 and all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def attributes(exc: BaseException) -> dict[str, Any]:
+    """The error's plain attributes (ids, fields, the failed step), so the client's copy carries them too.
+
+    Errors never hold secrets (a secret's value is kept as "***").
+    """
+    return {k: v for k, v in vars(exc).items() if not k.startswith("_") and _plain(v)}
+
+
 def problem(status: int, detail: str, error: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
             "detail": detail, "error": error, **extra}  # fmt: skip
@@ -57,7 +75,7 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return problem(status, str(exc), type(exc).__name__)
+        return problem(status, str(exc), type(exc).__name__, attributes=attributes(exc))
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Query, Response
 from lume_services.api.bodies import ProjectCreate
 from lume_services.api.deps import Reader, Writer
 from lume_services.api.routes.common import After, Field100, Limit
-from lume_services.services.models.records import AuditEventRecord, FlowOfFlowsRecord, Page, ProjectRecord
+from lume_services.services.models.records import (
+    AuditEventRecord,
+    FlowOfFlowsRecord,
+    FlowRecord,
+    Page,
+    ProjectRecord,
+)
 
 router = APIRouter()
 ModelId = Annotated[Optional[int], Query(ge=1, le=2**31 - 1)]
@@ -33,6 +39,11 @@ def create_project(body: ProjectCreate, access: Writer, response: Response) -> P
     name = access.service.store_project(project_name=body.project_name, description=body.description)
     response.headers["Location"] = f"/api/v1/projects/{name}"
     return access.service.get_project(project_name=name)
+
+
+@router.get("/flows/{flow_id}", response_model=FlowRecord, tags=["flows"])
+def get_flow(flow_id: str, access: Reader) -> FlowRecord:
+    return access.service.get_flow(flow_id=flow_id)
 
 
 @router.get("/flows/{flow_id}/steps", response_model=list[FlowOfFlowsRecord], tags=["flows"])
