@@ -161,6 +161,16 @@ class Context:
                 self._scheduling_service = SchedulingService(s.prefect, home=s.home, backend=s.backend)
             return self._scheduling_service
 
+    def registrar(self) -> Any:
+        """What stores deployments from sources: this machine's pipeline, or (remote) a server job."""
+        if self.remote:
+            from lume_services.client.jobs import RemoteRegistrar
+
+            return RemoteRegistrar(self.connection())
+        from lume_services.models.registration import LocalRegistrar, Services
+
+        return LocalRegistrar(Services.of(self))
+
     def artifact_store(self) -> Any:
         """The content-addressed :class:`~lume_services.environment.store.ArtifactStore`."""
         from lume_services.environment.store import ArtifactStore

@@ -19,7 +19,9 @@ attributes. Secrets are never part of a message.
     │   ├── DeploymentNotRegisteredError
     │   ├── WebhookNotFoundError
     │   ├── DeliveryNotFoundError
-    │   └── TokenNotFoundError
+    │   ├── TokenNotFoundError
+    │   ├── JobNotFoundError
+    │   └── RunNotFoundError
     ├── ConflictError
     │   ├── AlreadyExistsError
     │   │   ├── ProjectAlreadyExistsError
@@ -58,6 +60,7 @@ attributes. Secrets are never part of a message.
     │   └── MissingEnvironmentYamlError
     ├── StorageError
     ├── UnexpectedError
+    ├── JobInterruptedError
     └── SchedulingError
         ├── RegistrationError
         ├── FlowFailedError
@@ -170,6 +173,16 @@ class DeliveryNotFoundError(NotFoundError):
 class TokenNotFoundError(NotFoundError):
     entity = "active API token"
     hint = "list tokens with `lume-services tokens list`"
+
+
+class JobNotFoundError(NotFoundError):
+    entity = "job"
+    hint = "the server lists jobs at GET /api/v1/jobs"
+
+
+class RunNotFoundError(NotFoundError):
+    entity = "run"
+    hint = "list runs with `lume-services runs list`"
 
 
 # --- conflicts -------------------------------------------------------------
@@ -650,6 +663,10 @@ class RegistryUnreachableError(DatabaseError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.url, self.reason, self.outcome_unknown))
+
+
+class JobInterruptedError(LUMEServicesError):
+    """A server job whose server stopped before it finished (no heartbeat within the lease)."""
 
 
 class UnexpectedError(LUMEServicesError):

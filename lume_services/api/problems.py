@@ -29,6 +29,7 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
     (errors.ValidationError, 422),
+    (errors.SourceError, 422),  # a source the server does not accept (a local path, plain http)
     (errors.DatabaseError, 503),
     (errors.SchemaNotCurrentError, 503),
     (errors.LUMEServicesError, 500),

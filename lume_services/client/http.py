@@ -33,29 +33,35 @@ def _error_classes() -> dict[str, type[errors.LUMEServicesError]]:
     return found
 
 
+def rebuild_error(name: Optional[str], detail: str, attributes: Any = None,
+                  *, server_error: bool = False) -> errors.LUMEServicesError:  # fmt: skip
+    """The library exception ``name`` with the server's message and attributes (class unknown: the nearest)."""
+    cls = _error_classes().get(name or "")
+    if cls is None:
+        cls = errors.UnexpectedError if server_error else errors.LUMEServicesError
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, detail)
+    for key, value in (attributes or {}).items() if isinstance(attributes, dict) else ():
+        try:
+            setattr(exc, key, value)
+        except (AttributeError, TypeError):
+            pass
+    return exc
+
+
 def raise_problem(response: httpx.Response) -> None:
     """Raise the library exception a problem+json answer stands for."""
     try:
         body = response.json()
     except ValueError:
         body = {}
-    detail = body.get("detail") if isinstance(body, dict) else None
-    name = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        body = {}
+    detail = body.get("detail")
     if not isinstance(detail, str):
         detail = f"The registry server answered {response.status_code} {response.reason_phrase}."
-    if response.status_code == 413:
-        name = "ValidationError"
-    cls = _error_classes().get(name or "")
-    if cls is None:
-        cls = errors.UnexpectedError if response.status_code >= 500 else errors.LUMEServicesError
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, detail)
-    for key, value in (body.get("attributes") or {}).items() if isinstance(body, dict) else ():
-        try:
-            setattr(exc, key, value)
-        except (AttributeError, TypeError):
-            pass
-    raise exc
+    name = "ValidationError" if response.status_code == 413 else body.get("error")
+    raise rebuild_error(name, detail, body.get("attributes"), server_error=response.status_code >= 500)
 
 
 class RegistryConnection:

@@ -1,8 +1,11 @@
 """The user-facing ``Model``: a registered model and its deployments.
 
-``Model`` composes services (it never builds SQL). Services come from the
-configured :mod:`lume_services.config` context at call time, unless passed
-explicitly.
+``Model`` composes services (it never builds SQL): the model database
+service, the scheduling service and the registrar (which stores
+deployments from sources). Each comes from the configured
+:mod:`lume_services.config` context at first use unless passed in; with
+LUME_REGISTRY__URL they are the remote client's, so the same code runs
+against a registry server.
 """
 
 from __future__ import annotations
@@ -51,8 +54,12 @@ class Model:
         metadata: Optional[ModelRecord] = None,
         deployment_id: Optional[int] = None,
         model_db_service: Optional[ModelDBService] = None,
+        scheduling_service: Optional[Any] = None,
+        registrar: Optional[Any] = None,
     ) -> None:
         self._service = model_db_service
+        self._scheduling_service = scheduling_service
+        self._registrar = registrar
         self.deployment: Optional[LoadedDeployment] = None
         if metadata is not None:
             self.metadata = metadata
@@ -154,13 +161,11 @@ class Model:
         DeploymentConflictError. The deployment is left loaded as
         ``self.deployment``.
         """
-        from lume_services.models.registration import Services
-        from lume_services.models.registration import store_deployment as register
+        from lume_services import config
 
-        services = Services.from_context()
-        services.model_db = self.model_db_service
-        record = register(
-            services, model_id=self.model_id, source_path=source_path, project_name=project_name,
+        registrar = self._registrar or config.get_context().registrar()
+        record = registrar.store_deployment(
+            self.model_db_service, model_id=self.model_id, source_path=source_path, project_name=project_name,
             is_live=is_live, image=image, expected_sha256=expected_sha256, progress=progress,
         )  # fmt: skip
         self.load_deployment(record.deployment_id)
@@ -246,9 +251,11 @@ class Model:
         return flow.flow_id, {"parameters": parameters}
 
     def _scheduling(self) -> Any:
-        from lume_services import config
+        if self._scheduling_service is None:
+            from lume_services import config
 
-        return config.get_context().scheduling_service()
+            self._scheduling_service = config.get_context().scheduling_service()
+        return self._scheduling_service
 
     def set_live(
         self, deployment_id: int, *, expected_live: Any = UNSET, reason: Optional[str] = None

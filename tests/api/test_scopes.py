@@ -66,6 +66,14 @@ def routes(ids: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str, dict[st
         ("GET", "/api/v1/flows/{flow_id}/steps"): ("read", f"/api/v1/flows/{f}/steps", {}),
         ("GET", "/api/v1/flows/{flow_id}"): ("read", f"/api/v1/flows/{f}", {}),
         ("GET", "/api/v1/whoami"): ("read", "/api/v1/whoami", {}),
+        # a job is queued only for a source the server accepts: these answer 422 once the scope is granted
+        ("POST", "/api/v1/models/{model_id}/deployments"): (
+            "write", f"/api/v1/models/{m}/deployments", {"json": {"source_path": "/etc/passwd", "project_name": "test-project"}}),
+        ("POST", "/api/v1/models/{model_id}/deployments/upload"): (
+            "write", f"/api/v1/models/{m}/deployments/upload",
+            {"data": {"project_name": "test-project"}, "files": {"archive": ("../x.whl", b"x")}}),
+        ("GET", "/api/v1/jobs"): ("read", "/api/v1/jobs", {}),
+        ("GET", "/api/v1/jobs/{job_id}"): ("read", "/api/v1/jobs/1", {}),
         ("GET", "/api/v1/audit-events"): ("read", "/api/v1/audit-events", {}),
         ("GET", "/api/v1/events"): ("read", "/api/v1/events", {}),
         ("GET", "/api/v1/tokens"): ("admin", "/api/v1/tokens", {}),
