@@ -152,7 +152,15 @@ class Context:
             return self._model_db_service
 
     def scheduling_service(self) -> Any:
-        """The Prefect 3 :class:`~lume_services.services.scheduling.service.SchedulingService`."""
+        """The Prefect 3 :class:`~lume_services.services.scheduling.service.SchedulingService` (remote: its twin)."""
+        if self.remote:
+            from lume_services.client.scheduling import RemoteSchedulingService
+
+            connection = self.connection()
+            with self._lock:
+                if self._scheduling_service is None:
+                    self._scheduling_service = RemoteSchedulingService(connection)
+                return self._scheduling_service
         from lume_services.services.scheduling.service import SchedulingService
 
         with self._lock:

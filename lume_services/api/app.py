@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from lume_services import __version__
 from lume_services.api import problems
 from lume_services.api.limits import BodyLimit
-from lume_services.api.routes import deployments, jobs, live, models, registry, tokens
+from lume_services.api.routes import deployments, jobs, live, models, registry, runs, tokens
 from lume_services.services.models.db.revision import SCHEMA_REVISION
 
 PREFIX = "/api/v1"
@@ -56,7 +56,7 @@ def create_app(context: Optional[Any] = None) -> FastAPI:
     app = FastAPI(title="lume-services", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)  # fmt: skip
     app.state.context = context
-    for module in (models, deployments, live, registry, jobs, tokens):
+    for module in (models, deployments, live, registry, jobs, runs, tokens):
         app.include_router(module.router, prefix=PREFIX)
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)

@@ -32,6 +32,8 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (errors.SourceError, 422),  # a source the server does not accept (a local path, plain http)
     (errors.DatabaseError, 503),
     (errors.SchemaNotCurrentError, 503),
+    (errors.SchedulingNotConfiguredError, 503),  # the server's Prefect settings
+    (errors.SchedulingError, 502),  # Prefect, behind the server, failed
     (errors.LUMEServicesError, 500),
 ]
 

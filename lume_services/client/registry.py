@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from lume_services.client.http import RegistryConnection
 from lume_services.errors import ConfigurationError, DeploymentNotFoundError, UnknownFilterError
 from lume_services.services.models.event_records import NewToken, TokenRecord
+from lume_services.services.models.job_records import RunRecord
 from lume_services.services.models.records import (
     UNSET,
     AuditEventRecord,
@@ -198,6 +199,9 @@ class RemoteModelDBService:
     def get_variables(self, deployment_id: int) -> Variables:
         return self._one(Variables, f"/deployments/{deployment_id}/variables")
 
+    def get_variables_of(self, deployment_ids: Iterable[int]) -> dict[int, Variables]:
+        return {d: self.get_variables(d) for d in dict.fromkeys(deployment_ids)}
+
     def set_deployment_tags(self, deployment_id: int, tags: Mapping[str, str]) -> DeploymentRecord:
         return self._send(DeploymentRecord, "POST", f"/deployments/{deployment_id}/tags", {"tags": dict(tags)})
 
@@ -304,6 +308,17 @@ class RemoteModelDBService:
                     model_id: Optional[int] = None, limit: int = 100) -> Page[AuditEventRecord]:  # fmt: skip
         params = {"after": after, "type": list(types or []), "model_id": model_id, "limit": limit}
         return self._page(AuditEventRecord, "/events", params)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunRecord:
+        return self._one(RunRecord, f"/runs/{int(run_id)}")
+
+    def list_runs(self, *, model_id: Optional[int] = None, deployment_id: Optional[int] = None,
+                  state: Optional[str] = None, limit: int = 100, after: Optional[int] = None) -> Page[RunRecord]:  # fmt: skip
+        params = {"model_id": model_id, "deployment_id": deployment_id, "state": state, "limit": limit,
+                  "after": after}  # fmt: skip
+        return self._page(RunRecord, "/runs", params)
 
     # -- tokens (admin) ----------------------------------------------------------------
 

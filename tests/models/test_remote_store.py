@@ -96,3 +96,80 @@ def test_a_project_limited_token_stores_only_in_its_project(client, artifacts, s
     with pytest.raises(ScopeError, match="its own project only"):
         Model(model_id=model_id).store_deployment(str(artifacts["sdist"]), project_name="test")
     assert service.list_jobs().items == []
+
+
+REMOTE_SNIPPET = """
+from lume_services.models import Model
+from lume_services import config
+config.configure()
+model = Model.create_model(
+author = "Jackie Garrahan",
+laboratory = "slac",
+facility = "lcls",
+beampath = "cu_hxr",
+description = "test_model"
+)
+model_db_service = config.context.model_db_service()
+scheduling_service = config.context.scheduling_service()
+# create a project
+project_name = model_db_service.store_project(
+project_name="test", description="my_description"
+)
+scheduling_service.create_project("test")
+source_path = SOURCE_PATH
+# populates local channel
+model.store_deployment(source_path, project_name="test")
+d = model.deployments[-1]
+print(model.model_id, d.deployment_id, d.version, d.package_import_name, d.is_live, model.deployment.flow.flow_id)
+"""
+
+
+def test_the_spec_example_runs_unchanged_against_the_server(store_server, model_db, artifacts, tmp_path) -> None:
+    """The spec's example with a token and no database setting, twice, in fresh processes."""
+    import os
+    import subprocess
+    import sys
+
+    service = ModelDBService(model_db)
+    token = service.create_token("seed", scope="write").token.get_secret_value()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUME_", "PREFECT_"))}
+    env.update(LUME_REGISTRY__URL=store_server.url, LUME_REGISTRY__TOKEN=token, LUME_HOME=str(tmp_path / "home"))
+    code = REMOTE_SNIPPET.replace("SOURCE_PATH", repr(str(artifacts["sdist"])))
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert token not in done.stdout + done.stderr
+        outputs.append(done.stdout.strip().splitlines()[-1])
+    assert outputs[0] == outputs[1] and outputs[0].split()[2:5] == ["0.1.0", "my_model", "True"]
+    assert not (tmp_path / "home").exists()  # a remote client writes nothing locally
+    [model] = service.get_models(description="test_model")
+    actors = {e.actor for e in service.list_audit_events(model_id=model.model_id).items}
+    assert actors == {"seed"}  # every change the example made is the token's
+
+
+def test_runs_go_to_a_worker_and_are_recorded(client, runner_artifact, store_server, prefect_server, shared_home,
+                                             monkeypatch) -> None:  # fmt: skip
+    from worker_process import running_worker
+
+    service, token = client
+    model = Model.create_model("Jackie Garrahan", "slac", "lcls", "cu_hxr", "remote runs")
+    config.context.scheduling_service().create_project("test")
+    record = model.store_deployment(str(runner_artifact), project_name="test")
+    for name in ("LUME_REGISTRY__URL", "LUME_REGISTRY__TOKEN"):  # the worker runs next to the server
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LUME_HOME", str(shared_home))
+    monkeypatch.setenv("LUME_PREFECT__API_URL", prefect_server.url)
+    with running_worker():
+        monkeypatch.setenv("LUME_REGISTRY__URL", store_server.url)
+        monkeypatch.setenv("LUME_REGISTRY__TOKEN", token)
+        config.configure()
+        remote = Model(model_id=model.model_id)
+        assert remote.run_and_return({"input1": 3.0}, timeout=180) == {"sum": 8.0, "inputs": [3.0, 2.0]}
+        assert remote.run_and_return({"input1": 1.0}, task_name="double", timeout=180) == 2.0
+    [run, first] = remote.get_results(state=None)
+    assert (first.state, first.actor, first.parameters) == ("completed", "physicist", {"input1": 3.0})
+    assert first.result == {"sum": 8.0, "inputs": [3.0, 2.0]} and first.deployment_id == record.deployment_id
+    assert service.get_run(run.run_id).state == "completed"
+    frame = remote.get_results_df()
+    assert list(frame["result.sum"]) == [4.0, 8.0] and list(frame["parameters.input1"]) == [1.0, 3.0]

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from lume_services.api.bodies import DeploymentCreate
-from lume_services.api.deps import Access, Reader, Writer
+from lume_services.api.deps import Access, Reader, Writer, server_scheduling
 from lume_services.api.routes.common import After, Limit
 from lume_services.errors import ScopeError, SourceError, ValidationError
 from lume_services.services.models.job_records import JobRecord
@@ -35,6 +35,7 @@ def _check_project(access: Access, project_name: str) -> None:
 
 
 def _submit(request: Request, access: Access, response: Response, arguments: dict) -> JobRecord:
+    server_scheduling(request)  # a store registers with the server's Prefect: refuse now if there is none
     access.service.get_model(model_id=arguments["model_id"])
     access.service.get_project(project_name=arguments["project_name"])
     job = access.service.submit_job("store_deployment", arguments)

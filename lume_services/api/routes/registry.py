@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from lume_services.api.bodies import ProjectCreate
-from lume_services.api.deps import Reader, Writer
+from lume_services.api.deps import Reader, Writer, server_scheduling
 from lume_services.api.routes.common import After, Field100, Limit
 from lume_services.services.models.records import (
     AuditEventRecord,
@@ -39,6 +39,15 @@ def create_project(body: ProjectCreate, access: Writer, response: Response) -> P
     name = access.service.store_project(project_name=body.project_name, description=body.description)
     response.headers["Location"] = f"/api/v1/projects/{name}"
     return access.service.get_project(project_name=name)
+
+
+@router.post("/projects/{project_name}/queue", response_model=ProjectRecord, tags=["projects"])
+def create_project_queue(project_name: str, access: Writer, request: Request) -> ProjectRecord:
+    """Create the project's Prefect work queue (the spec's scheduling_service.create_project)."""
+    access.require_unrestricted("Creating a project's work queue")
+    project = access.service.get_project(project_name=project_name)
+    server_scheduling(request).create_project(project_name, description=project.description)
+    return project
 
 
 @router.get("/flows/{flow_id}", response_model=FlowRecord, tags=["flows"])
