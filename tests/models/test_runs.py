@@ -45,6 +45,11 @@ class TestRunAndReturn:
         model = Model(model_id=deployed.model_id)  # lazily loads the latest deployment
         assert model.run_and_return({"input1": 1.5, "input2": 2.0}) == {"sum": 5.0, "inputs": [1.5, 2.0]}
         assert model.run_and_return({"input1": 4.0}, task_name="double") == 8.0
+        second, first = model.get_results()  # recorded, newest first, with the flow's result
+        assert (first.parameters, first.result, first.state) == ({"input1": 1.5, "input2": 2.0},
+                                                                {"sum": 5.0, "inputs": [1.5, 2.0]}, "completed")
+        assert second.result == {"sum": 10.0, "inputs": [4.0, 2.0]} and second.finished is not None
+        assert first.actor == model.model_db_service.actor
 
     def test_unknown_task_names_the_flows_tasks(self, deployed):
         with pytest.raises(TaskNotInFlowError, match="add, double"):
@@ -77,12 +82,15 @@ class TestRunAndReturn:
             deployed.run_and_return({"fail": True})
         run = config.context.scheduling_service().read_run(info.value.flow_run_id)
         assert run.state.is_failed()
+        [record] = deployed.get_results(state="failed")
+        assert record.prefect_run_id == info.value.flow_run_id and "refused these inputs" in record.error
 
     def test_timeout_cancels_the_run_on_the_server(self, deployed):
         with pytest.raises(RunTimeoutError) as info:
             deployed.run_and_return({"sleep": 120.0}, timeout=3)
         run = config.context.scheduling_service().read_run(info.value.flow_run_id)
         assert run.state.is_cancelled()
+        assert [r.state for r in deployed.get_results(state=None)] == ["cancelled"]
 
     def test_run_returns_the_id_at_once(self, deployed):
         run_id = deployed.run({"input1": 2.0})
