@@ -33,6 +33,7 @@ from lume_services.services.models.records import (
     ModelRecord,
     Page,
     ProjectRecord,
+    row_builder,
 )
 from lume_services.services.models.validation import (
     check_values,
@@ -112,7 +113,10 @@ def fetch_first(
 def fetch_all(
     session: Union[Session, Connection], stmt: Select[Any], params: Mapping[str, Any], record: Any
 ) -> list[Any]:
-    return [record.model_validate(row) for row in session.execute(stmt, params)]
+    """Every row of ``stmt`` as a ``record``, built without validating again (``row_builder``)."""
+    result = session.execute(stmt, params)
+    build = row_builder(record, tuple(result.keys()))
+    return [build(row) for row in result.all()]  # all(): one fetchall, not a fetch per row
 
 
 @functools.lru_cache(maxsize=32)
