@@ -27,7 +27,8 @@ from typing import Any, Optional
 
 SCHEDULED = "prefect.flow-run.Scheduled"
 READY = "Listening for scheduled flow runs of pool {pool!r}"
-RECONNECT_SECONDS = 2.0
+RECONNECT_SECONDS = 2.0  # first pause before reconnecting a lost event stream; doubled up to the max
+MAX_RECONNECT_SECONDS = 60.0
 
 log = logging.getLogger("lume_services.worker")
 
@@ -44,12 +45,14 @@ async def listen(pool: str, wake: asyncio.Event, ready: asyncio.Event) -> None:
     from prefect.events.filters import EventFilter, EventNameFilter
 
     only_scheduled = EventFilter(event=EventNameFilter(name=[SCHEDULED]))
+    pause = RECONNECT_SECONDS
     while True:
         try:
             async with get_events_subscriber(filter=only_scheduled, reconnect_on_clean_close=True) as events:
                 if not ready.is_set():
                     ready.set()
                     print(READY.format(pool=pool), flush=True)
+                pause = RECONNECT_SECONDS
                 wake.set()  # runs scheduled while we were not listening
                 async for event in events:
                     if event.event == SCHEDULED and concerns_pool(event, pool):
@@ -57,8 +60,9 @@ async def listen(pool: str, wake: asyncio.Event, ready: asyncio.Event) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # server restarting, network: the poll covers the gap
-            log.warning("flow-run event stream lost (%s); reconnecting in %g s", exc, RECONNECT_SECONDS)
-            await asyncio.sleep(RECONNECT_SECONDS)
+            log.warning("flow-run event stream lost (%s); reconnecting in %g s", exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_RECONNECT_SECONDS)
 
 
 async def submit_when_woken(worker: Any, wake: asyncio.Event) -> None:
