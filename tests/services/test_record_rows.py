@@ -25,7 +25,7 @@ from lume_services.services.models.records import (
     FlowOfFlowsRecord,
     LiveRequestRecord,
     ModelRecord,
-    row_builder,
+    records_builder,
 )
 
 
@@ -106,7 +106,7 @@ class TestListingsEqualValidatedRecords:
         assert_same(service.list_live_requests().items, expected)
 
 
-class TestRowBuilder:
+class TestRecordsBuilder:
     KEYS = tuple(DeploymentRecord.model_fields)
 
     def row(self, **overrides):
@@ -118,24 +118,23 @@ class TestRowBuilder:
 
     def test_columns_in_another_order_and_extra_columns(self):
         keys = ("extra",) + tuple(reversed(self.KEYS))
-        built = row_builder(DeploymentRecord, keys)(("ignored",) + tuple(reversed(self.row())))
+        built, = records_builder(DeploymentRecord, keys)([("ignored",) + tuple(reversed(self.row()))])
         assert built == DeploymentRecord.model_validate(dict(zip(self.KEYS, self.row())))
         assert list(built.model_dump()) == list(DeploymentRecord.model_fields)
 
     def test_missing_column_takes_the_default_and_is_not_set(self):
         keys = tuple(k for k in self.KEYS if k != "tags")
-        built = row_builder(DeploymentRecord, keys)(tuple(v for k, v in zip(self.KEYS, self.row()) if k != "tags"))
+        built, = records_builder(DeploymentRecord, keys)([tuple(v for k, v in zip(self.KEYS, self.row()) if k != "tags")])
         expected = DeploymentRecord.model_validate(dict(zip(keys, built.model_dump().values())))
         assert built == expected and built.tags == {} and "tags" not in built.model_fields_set
         assert built.model_fields_set == expected.model_fields_set
 
     def test_null_tags_are_a_new_empty_dict_each(self):
-        build = row_builder(DeploymentRecord, self.KEYS)
-        a, b = build(self.row()), build(self.row())
+        a, b = records_builder(DeploymentRecord, self.KEYS)([self.row(), self.row()])
         assert a.tags == {} and a.tags is not b.tags
 
     def test_a_missing_required_column_or_a_nested_record_is_refused(self):
         with pytest.raises(TypeError, match="needs a column 'version'"):
-            row_builder(DeploymentRecord, tuple(k for k in self.KEYS if k != "version"))
+            records_builder(DeploymentRecord, tuple(k for k in self.KEYS if k != "version"))
         with pytest.raises(TypeError, match="nested record"):
-            row_builder(FlowOfFlowsRecord, tuple(FlowOfFlowsRecord.model_fields))
+            records_builder(FlowOfFlowsRecord, tuple(FlowOfFlowsRecord.model_fields))

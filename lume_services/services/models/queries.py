@@ -33,7 +33,7 @@ from lume_services.services.models.records import (
     ModelRecord,
     Page,
     ProjectRecord,
-    row_builder,
+    records_builder,
 )
 from lume_services.services.models.validation import (
     check_values,
@@ -113,10 +113,9 @@ def fetch_first(
 def fetch_all(
     session: Union[Session, Connection], stmt: Select[Any], params: Mapping[str, Any], record: Any
 ) -> list[Any]:
-    """Every row of ``stmt`` as a ``record``, built without validating again (``row_builder``)."""
+    """Every row of ``stmt`` as a ``record``, built without validating again (``records_builder``)."""
     result = session.execute(stmt, params)
-    build = row_builder(record, tuple(result.keys()))
-    return [build(row) for row in result.all()]  # all(): one fetchall, not a fetch per row
+    return records_builder(record, tuple(result.keys()))(result.all())  # all(): one fetchall, not one per row
 
 
 @functools.lru_cache(maxsize=32)

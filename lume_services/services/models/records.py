@@ -7,7 +7,7 @@ names match the spec's column names (``sha256``, ``deployment_id``...).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, Optional, TypeVar
@@ -190,16 +190,16 @@ _set_dict = object.__setattr__
 
 
 @functools.lru_cache(maxsize=256)
-def row_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[Sequence[Any]], Any]:
+def records_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[Iterable[Sequence[Any]]], list[Any]]:
     """A function building ``record``s from database rows whose columns are ``keys``, without validating.
 
     Rows read back were validated when they were written, and the column
     types already give what the fields hold (aware UTC datetimes, bools,
     decoded JSON), so validating them again only costs time: this builds the
-    same frozen record that ``record.model_validate(row)`` gives (equal, same
-    field order, same fields set), at a fraction of its cost. Columns that
-    are not fields are ignored; a field without a column takes its default.
-    Only flat records (no nested record fields) qualify.
+    same frozen records that ``record.model_validate(row)`` gives (equal, same
+    field order, same fields set), at a fraction of its cost (one loop, no
+    call per row). Columns that are not fields are ignored; a field without a
+    column takes its default. Only flat records (no nested record fields) qualify.
     """
     fields = record.model_fields
     for name, info in fields.items():
@@ -216,20 +216,25 @@ def row_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[Sequen
         pick = lambda row: (single(row),)  # noqa: E731
     new = object.__new__
 
-    def build(row: Sequence[Any]) -> Any:
-        values = dict(zip(names, pick(row)))
-        for name in empty:
-            if values[name] is None:
-                values[name] = {}
-        if defaults:
-            given = values
-            values = {n: given[n] if n in given else fields[n].get_default(call_default_factory=True)
-                      for n in fields}  # fmt: skip
-        built = new(record)
-        _set_dict(built, "__dict__", values)
-        _set_fields(built, set(names))
-        _set_extra(built, None)
-        _set_private(built, None)
+    def complete(given: dict[str, Any]) -> dict[str, Any]:
+        return {n: given[n] if n in given else fields[n].get_default(call_default_factory=True) for n in fields}
+
+    def build(rows: Iterable[Sequence[Any]]) -> list[Any]:
+        built = []
+        append = built.append
+        for row in rows:
+            values = dict(zip(names, pick(row)))
+            for name in empty:
+                if values[name] is None:
+                    values[name] = {}
+            if defaults:
+                values = complete(values)
+            one = new(record)
+            _set_dict(one, "__dict__", values)
+            _set_fields(one, set(names))
+            _set_extra(one, None)
+            _set_private(one, None)
+            append(one)
         return built
 
     return build
