@@ -145,3 +145,15 @@ class TestWorker:
         with running_worker():  # stopped with one SIGTERM, leaving no process behind
             result = Model(model_id=deployed.model_id).run_and_return({"input1": 3.0}, timeout=180)
         assert result == {"sum": 8.0, "inputs": [3.0, 2.0]}
+
+    def test_the_worker_starts_a_run_when_the_server_reports_it_scheduled_not_at_its_next_poll(
+        self, deployed, prefect_server, monkeypatch
+    ):
+        monkeypatch.setenv("LUME_PREFECT__EXECUTOR", "worker")
+        config.configure()
+        model = Model(model_id=deployed.model_id)
+        # It polls once an hour: only the flow-run event can make it start these within the timeout.
+        with running_worker(query_seconds="3600", wait_until_listening=True):
+            first = model.run_and_return({"input1": 3.0}, timeout=90)
+            second = model.run_and_return({"input1": 4.0}, timeout=90)
+        assert (first, second) == ({"sum": 8.0, "inputs": [3.0, 2.0]}, {"sum": 10.0, "inputs": [4.0, 2.0]})
