@@ -196,3 +196,21 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
         pytest.fail(f"prefect server failed to start: {exc}", pytrace=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on loopback for the whole session (tests/mlflowserver.py).
+
+    Without MLflow installed this is a skip locally and a failure with CI=true.
+    """
+    import mlflowserver
+
+    if mlflowserver.mlflow_executable() is None:
+        _unavailable("mlflow is not installed (pip install -e '.[test]')")
+    try:
+        server = mlflowserver.start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    except mlflowserver.MlflowServerError as exc:
+        _unavailable(f"mlflow server failed to start: {exc}")
+    yield server
+    server.stop()

@@ -12,6 +12,7 @@ from lume_services.cli import (
     events,
     flows,
     history,
+    mlflow,
     models,
     projects,
     tags,
@@ -51,3 +52,4 @@ cli.add_command(flows.flows)
 cli.add_command(doctor.doctor)
 cli.add_command(webhooks.webhooks)
 cli.add_command(events.events)
+cli.add_command(mlflow.mlflow)

@@ -29,6 +29,7 @@ from lume_services.services.models.deployment_ops import DeploymentOps
 from lume_services.services.models.event_ops import EventOps
 from lume_services.services.models.flow_ops import FlowOps
 from lume_services.services.models.live_ops import LiveOps
+from lume_services.services.models.mirror_ops import MirrorOps
 from lume_services.services.models.model_ops import ModelOps
 from lume_services.services.models.tag_ops import TagOps
 from lume_services.services.models.webhook_ops import WebhookOps
@@ -37,7 +38,8 @@ __all__ = ["ModelDBService"]
 
 
 class ModelDBService(
-    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps, EventOps, WebhookOps, DeliveryOps
+    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, MirrorOps, AuditOps, EventOps, WebhookOps,
+    DeliveryOps,
 ):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 
