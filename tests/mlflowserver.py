@@ -67,7 +67,7 @@ class MlflowServer:
             except ProcessLookupError:
                 return
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=5)
                 return
             except subprocess.TimeoutExpired:
                 continue

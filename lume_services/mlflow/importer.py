@@ -204,7 +204,9 @@ class Importer:
                 report.new_versions.append(number)
                 continue
             stored = known[number]
-            if isinstance(found, Inspected) and found.sha256 != stored.sha256:
+            if isinstance(found, Exception):
+                report.conflicts.append(f"version {number!r}: its artifacts could not be checked again: {found}")
+            elif isinstance(found, Inspected) and found.sha256 != stored.sha256:
                 report.conflicts.append(
                     f"version {number!r}: its artifacts changed in MLflow (manifest {found.sha256[:12]}..., "
                     f"stored {stored.sha256[:12]}...); kept as stored: register the change as a new version"
