@@ -89,8 +89,8 @@ def mlflow_executable() -> Optional[Path]:
     return path if path.exists() else None
 
 
-def start_mlflow_server(home: Path, workers: int = 1) -> MlflowServer:
-    """``mlflow server`` on a free loopback port; MlflowServerError if it does not answer."""
+def launch_mlflow_server(home: Path, workers: int = 1) -> MlflowServer:
+    """Start ``mlflow server`` on a free loopback port without waiting for it (see ``wait_ready``)."""
     executable = mlflow_executable()
     if executable is None:
         raise MlflowServerError(f"mlflow is not installed next to {sys.executable} (pip install 'mlflow>=3.17,<4')")
@@ -102,14 +102,18 @@ def start_mlflow_server(home: Path, workers: int = 1) -> MlflowServer:
         str(executable), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination", str(home / "artifacts"),
     ]  # fmt: skip
-    log = home / "server.log"
-    with open(log, "wb") as out:
+    with open(home / "server.log", "wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = MlflowServer(url=f"http://127.0.0.1:{port}", process=proc, home=home)
+    return MlflowServer(url=f"http://127.0.0.1:{port}", process=proc, home=home)
+
+
+def wait_ready(server: MlflowServer) -> MlflowServer:
+    """Wait until the server answers /health; MlflowServerError (and the server stopped) if it does not."""
+    log = server.home / "server.log"
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise MlflowServerError(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if server.process.poll() is not None:
+            raise MlflowServerError(f"mlflow server exited with {server.process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -118,6 +122,11 @@ def start_mlflow_server(home: Path, workers: int = 1) -> MlflowServer:
             time.sleep(0.3)
     server.stop()
     raise MlflowServerError(f"mlflow server did not answer within {STARTUP_TIMEOUT:g} s:\n{log.read_text()[-3000:]}")
+
+
+def start_mlflow_server(home: Path, workers: int = 1) -> MlflowServer:
+    """``mlflow server`` on a free loopback port, answering; MlflowServerError if it does not."""
+    return wait_ready(launch_mlflow_server(home, workers))
 
 
 def log_model_run(client: Any, experiment_id: str, workdir: Path, *, weights: bytes = b"w" * 1000,

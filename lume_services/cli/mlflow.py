@@ -96,13 +96,21 @@ def import_command(tracking_uri: str, mapping: Optional[str], names: tuple[str, 
 def sync_command(tracking_uri: str, mapping: Optional[str], names: tuple[str, ...], interval: Optional[float],
                  verify_artifacts: bool, as_json: bool) -> None:  # fmt: skip
     """Bring in new versions, tag changes, alias moves (live history, actor 'mlflow') and deletions."""
+    from lume_services.errors import MlflowError
+
     importer = _importer(tracking_uri, mapping, verify_artifacts)
     while True:
-        report = importer.run(list(names) or None)
-        _print_report(report, as_json)
-        if interval is None:
-            _finish(report)
-            return
+        try:
+            report = importer.run(list(names) or None)
+        except MlflowError as exc:
+            if interval is None:
+                raise
+            click.echo(f"Error: {exc} Trying again in {interval:g} s.", err=True)  # a follower keeps following
+        else:
+            _print_report(report, as_json)
+            if interval is None:
+                _finish(report)
+                return
         time.sleep(interval)
 
 

@@ -208,6 +208,22 @@ class TestPushLive:
         assert Importer(service, bridge, verify=False).run([name]).models[0].action == "unchanged"
         assert push_live(service, bridge).models == []
 
+    def test_both_sides_moved_is_a_conflict_and_a_protected_model_refuses_mlflows_move(
+        self, service: Any, mlflow: Any, bridge: MlflowClient, tmp_path: Path
+    ) -> None:
+        name = unique("both")
+        register(mlflow, name, tmp_path, versions=3, champion=1, source=log_model_run(mlflow, "0", tmp_path))
+        model_id = Importer(service, bridge).run([name]).models[0].model_id
+        service.set_live(by_version(service, model_id)["2"].deployment_id)
+        mlflow.set_registered_model_alias(name, "champion", "3")
+        pushed = push_live(service, bridge)
+        assert [m.action for m in pushed.models] == ["conflict"] and "moved in MLflow too (1 -> 3)" in pushed.models[0].detail
+        assert mlflow.get_model_version_by_alias(name, "champion").version == "3"  # nothing pushed
+        service.update_model(model_id, require_approval=True)
+        synced = Importer(service, bridge, verify=False).run([name]).models[0]
+        assert synced.action == "failed" and "approv" in synced.error.lower()
+        assert live_version(service, model_id) == "2"  # the gate holds for moves made in MLflow too
+
     def test_a_failed_push_is_retried_and_reported_and_the_live_change_stands(
         self, service: Any, mlflow: Any, bridge: MlflowClient, tmp_path: Path
     ) -> None:
