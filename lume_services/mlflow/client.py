@@ -22,6 +22,7 @@ import httpx
 
 from lume_services.errors import (
     MlflowAuthError,
+    MlflowModelError,
     MlflowRequestError,
     MlflowUnreachableError,
     NotMlflowError,
@@ -129,8 +130,16 @@ class MlflowClient:
         """Registered models (with tags and aliases); ``names``: only those."""
         if names:
             for name in names:
-                body = self._json("GET", f"{API}/registered-models/get", f"registered model {name!r}",
-                                  params={"name": name})  # fmt: skip
+                try:
+                    body = self._json("GET", f"{API}/registered-models/get", f"registered model {name!r}",
+                                      params={"name": name})  # fmt: skip
+                except MlflowRequestError as exc:
+                    if exc.status != 404:
+                        raise
+                    raise MlflowModelError(
+                        name, f"the tracking server {self.url!r} has no registered model of that name",
+                        "Check the --model names (names are case-sensitive).",
+                    ) from None  # fmt: skip
                 yield body["registered_model"]
             return
         yield from self._pages(f"{API}/registered-models/search", "registered_models", "the registered models",

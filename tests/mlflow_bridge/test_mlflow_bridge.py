@@ -24,6 +24,7 @@ from sqlalchemy import event
 from lume_services.errors import (
     MlflowAuthError,
     MlflowMappingError,
+    MlflowModelError,
     MlflowUnreachableError,
     NotMlflowError,
 )
@@ -152,6 +153,11 @@ class TestDryRunAndMapping:
         register(mlflow, name, tmp_path, versions=1, champion=1)
         report = Importer(service, bridge).run([name], dry_run=True)
         assert [(m.action, m.new_versions) for m in report.models] == [("would create", ["1"])]
+        assert service.get_models() == []
+
+    def test_an_unknown_model_name_is_named(self, service: Any, bridge: MlflowClient) -> None:
+        with pytest.raises(MlflowModelError, match=r"Registered model 'no-such-model': the tracking server .* has no"):
+            Importer(service, bridge).run(["no-such-model"])
         assert service.get_models() == []
 
     def test_mapping_fixed_values_and_fallbacks(self, service: Any, mlflow: Any, bridge: MlflowClient, tmp_path: Path) -> None:
