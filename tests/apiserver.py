@@ -20,7 +20,7 @@ from typing import Optional
 
 import httpx
 
-STARTUP_TIMEOUT = 60.0
+STARTUP_TIMEOUT = 180.0  # two worker processes importing the app on a loaded 2-core machine
 
 
 @dataclass

@@ -25,8 +25,11 @@ from lume_services.services.models.service import ModelDBService
 @pytest.fixture(scope="session")
 def api_servers(migrated_dbs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     servers: dict[str, ApiServer] = {}
+    failed: dict[str, str] = {}  # tried once: the next tests fail at once instead of trying again
 
     def get(dialect: str) -> ApiServer:
+        if dialect in failed:
+            pytest.fail(failed[dialect], pytrace=False)
         if dialect not in servers:
             db = migrated_dbs(dialect)
             url = db.engine.url.render_as_string(hide_password=False)
@@ -34,7 +37,8 @@ def api_servers(migrated_dbs: Any, tmp_path_factory: pytest.TempPathFactory) -> 
                 servers[dialect] = start_api_server(tmp_path_factory.mktemp(f"api-{dialect}"), url,
                                                     workers=1 if dialect == "sqlite" else 2)  # fmt: skip
             except RuntimeError as exc:  # the server is ours: never a skip
-                pytest.fail(f"the API server failed to start on {dialect}: {exc}", pytrace=False)
+                failed[dialect] = f"the API server failed to start on {dialect}: {exc}"
+                pytest.fail(failed[dialect], pytrace=False)
         return servers[dialect]
 
     yield get
