@@ -86,3 +86,12 @@ class RunCreate(Body):
 
     flow_id: Annotated[str, StringConstraints(max_length=255)]
     parameters: Annotated[dict[str, Any], Field(max_length=1000)] = {}
+
+
+class CompositionCreate(Body):
+    """A flow of flows (the YAML file's content as JSON), stored on its own or as a model version."""
+
+    spec: Annotated[dict[str, Any], Field(max_length=10)]
+    model_id: Optional[Id] = None
+    version: Optional[Text] = None
+    is_live: bool = True

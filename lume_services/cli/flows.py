@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from lume_services.cli.output import get_service, handle_errors, json_option, print_json, print_table
+from lume_services.cli.output import handle_errors, json_option, print_json, print_table
 
 
 @click.group()
@@ -32,10 +32,11 @@ def compose_command(
     """
     if not live and model_id is None:
         raise click.UsageError("--not-live applies to a model version: give --model-id and --version too.")
-    from lume_services.flows.compose import compose
+    from lume_services.config import configure
 
-    service = get_service()
-    parent = compose(file, model_id=model_id, version=version, is_live=live)
+    context = configure()
+    service = context.model_db_service()
+    parent = context.registrar().compose(service, file, model_id=model_id, version=version, is_live=live)
     steps = service.get_flow_of_flows(parent_flow_id=parent)
     deployment_id = service.get_flow(flow_id=parent).deployment_id
     if as_json:

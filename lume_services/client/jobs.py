@@ -68,6 +68,16 @@ class RemoteRegistrar:
                                           files={"archive": (path.name, archive, "application/octet-stream")})  # fmt: skip
         return JobRecord.model_validate(response.json())
 
+    def compose(self, model_db_service: Any, spec: Any, *, model_id: Optional[int] = None,
+                version: Optional[str] = None, is_live: bool = True) -> str:  # fmt: skip
+        """Send a flow of flows (a YAML file read here, or a FlowOfFlowsSpec) to the server; the parent flow id."""
+        from lume_services.flows.spec import FlowOfFlowsSpec
+
+        if not isinstance(spec, FlowOfFlowsSpec):
+            spec = FlowOfFlowsSpec.from_yaml(spec)
+        body = {"spec": spec.model_dump(mode="json"), "model_id": model_id, "version": version, "is_live": is_live}
+        return self._http.send("POST", "/flows-of-flows", body)["flow_id"]
+
     def wait(self, job_id: int, progress: Optional[Progress] = None) -> DeploymentRecord:
         """Poll the job until it ends: its DeploymentRecord, or its error raised."""
         delay, step = self.poll, None

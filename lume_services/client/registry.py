@@ -30,6 +30,7 @@ from lume_services.services.models.records import (
     DeploymentRecord,
     FlowOfFlowsRecord,
     FlowRecord,
+    LiveAt,
     LiveIntervalRecord,
     LiveRequestRecord,
     LoadedDeployment,
@@ -236,6 +237,16 @@ class RemoteModelDBService:
             if interval.live_from <= at and (interval.live_until is None or at < interval.live_until):
                 return self.get_deployment(deployment_id=interval.deployment_id)
         raise DeploymentNotFoundError({"model_id": model_id, "live_at": at.isoformat()})
+
+    def get_live_deployments(self, *, facility: str, beampath: str, laboratory: Optional[str] = None,
+                             at: Optional[datetime] = None) -> list[LiveAt]:  # fmt: skip
+        if at is not None:
+            from lume_services.services.models.validation import check_time
+
+            at = check_time("at", at)
+        params = {"facility": facility, "beampath": beampath, "laboratory": laboratory,
+                  "at": None if at is None else at.isoformat()}  # fmt: skip
+        return [LiveAt.model_validate(item) for item in self._http.get("/live", **params)]
 
     def get_live_history(self, model_id: int) -> list[LiveIntervalRecord]:
         return [LiveIntervalRecord.model_validate(i) for i in self._http.get(f"/models/{model_id}/live/history")]

@@ -180,15 +180,11 @@ class Model:
         The same composition again returns the same deployment; other steps
         under the same version raise DeploymentConflictError.
         """
-        from lume_services.flows.compose import compose
+        from lume_services import config
 
-        parent = compose(
-            spec,
-            model_id=self.model_id,
-            version=version,
-            is_live=is_live,
-            model_db_service=self.model_db_service,
-        )
+        registrar = self._registrar or config.get_context().registrar()
+        parent = registrar.compose(self.model_db_service, spec, model_id=self.model_id, version=version,
+                                   is_live=is_live)  # fmt: skip
         flow = self.model_db_service.get_flow(flow_id=parent)
         self.load_deployment(flow.deployment_id)
         assert self.deployment is not None

@@ -75,6 +75,12 @@ class LocalRegistrar:
         services = Services(model_db_service, self.services.store, self.services.envs, self.services.scheduling)
         return store_deployment(services, **arguments)
 
+    def compose(self, model_db_service: Any, spec: Any, **arguments: Any) -> str:
+        """Register and store a flow of flows (a YAML file or FlowOfFlowsSpec); returns the parent flow id."""
+        from lume_services.flows.compose import compose
+
+        return compose(spec, model_db_service=model_db_service, **arguments)
+
 
 @contextmanager
 def step(name: str, progress: Optional[Progress]) -> Iterator[None]:

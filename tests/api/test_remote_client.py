@@ -54,6 +54,10 @@ class TestRemoteService:
         loaded = model.load_deployment(second)
         assert loaded.flow is not None and loaded.deployment.deployment_id == second
         assert [i.set_by for i in model.live_history] == ["writer"]
+        svc = model.model_db_service
+        live = svc.get_live_deployments(facility="lcls", beampath="cu_hxr")
+        assert live == service.get_live_deployments(facility="lcls", beampath="cu_hxr")
+        assert [x.deployment.deployment_id for x in live] == [first]
         assert Model(model_id=model.model_id).metadata == service.get_model(model_id=model.model_id)
 
     def test_errors_are_the_librarys_classes(self, remote, service) -> None:

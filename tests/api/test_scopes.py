@@ -66,6 +66,9 @@ def routes(ids: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str, dict[st
         ("GET", "/api/v1/flows/{flow_id}/steps"): ("read", f"/api/v1/flows/{f}/steps", {}),
         ("GET", "/api/v1/flows/{flow_id}"): ("read", f"/api/v1/flows/{f}", {}),
         ("GET", "/api/v1/whoami"): ("read", "/api/v1/whoami", {}),
+        ("GET", "/api/v1/live"): ("read", "/api/v1/live?facility=lcls&beampath=cu_hxr", {}),
+        ("POST", "/api/v1/flows-of-flows"): ("write", "/api/v1/flows-of-flows", {"json": {"spec": {
+            "name": "two-step", "project_name": "test-project", "composing_flows": [{"flow_id": f}]}}}),
         # stores answer 422 (a local path, a bad name) or 503 (no Prefect server) once the scope is granted
         ("POST", "/api/v1/models/{model_id}/deployments"): (
             "write", f"/api/v1/models/{m}/deployments", {"json": {"source_path": "/etc/passwd", "project_name": "test-project"}}),
@@ -90,7 +93,7 @@ def routes(ids: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str, dict[st
 
 def prefect_needed(path: str) -> bool:
     """This test's server has no Prefect server: runs and work queues answer 503 once the scope is granted."""
-    return "/runs" in path or path.endswith("/queue")
+    return "/runs" in path or path.endswith(("/queue", "/flows-of-flows"))
 
 
 def allowed(who: str, needed: str) -> bool:

@@ -13,6 +13,7 @@ from apiserver import start_api_server
 
 from lume_services import config
 from lume_services.errors import DeploymentConflictError, ScopeError, SourceError
+from lume_services.flows.spec import FlowOfFlowsSpec
 from lume_services.models import Model
 from lume_services.services.models.service import ModelDBService
 
@@ -169,9 +170,17 @@ def test_runs_go_to_a_worker_and_are_recorded(client, runner_artifact, store_ser
         remote = Model(model_id=model.model_id)
         assert remote.run_and_return({"input1": 3.0}, timeout=180) == {"sum": 8.0, "inputs": [3.0, 2.0]}
         assert remote.run_and_return({"input1": 1.0}, task_name="double", timeout=180) == 2.0
-    [run, first] = remote.get_results(state=None)
+        spec = FlowOfFlowsSpec.parse({"name": "remote-composite", "project_name": "test",
+                                      "composing_flows": [{"flow_id": remote.deployment.flow.flow_id}]})  # fmt: skip
+        composite = remote.compose(spec, version="2.0.0", is_live=False)  # registered by the server
+        assert composite.version == "2.0.0" and remote.deployment.flow.composite
+        steps = remote.run_and_return({"runner-flow": {"input1": 5.0}}, timeout=180)
+        assert steps["result"] == {"sum": 12.0, "inputs": [5.0, 2.0]}
+        remote.load_deployment(record.deployment_id)
+    [composite_run, run, first] = remote.get_results(state=None)
+    assert composite_run.deployment_id == composite.deployment_id and composite_run.actor == "physicist"
     assert (first.state, first.actor, first.parameters) == ("completed", "physicist", {"input1": 3.0})
     assert first.result == {"sum": 8.0, "inputs": [3.0, 2.0]} and first.deployment_id == record.deployment_id
     assert service.get_run(run.run_id).state == "completed"
-    frame = remote.get_results_df()
+    frame = remote.get_results_df(deployment_id=record.deployment_id)
     assert list(frame["result.sum"]) == [4.0, 8.0] and list(frame["parameters.input1"]) == [1.0, 3.0]

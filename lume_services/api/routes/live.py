@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Optional
 
 from fastapi import APIRouter, Header, Query, Response
@@ -14,6 +15,7 @@ from lume_services.errors import DeploymentNotFoundError, ValidationError
 from lume_services.services.models.records import (
     UNSET,
     DeploymentRecord,
+    LiveAt,
     LiveIntervalRecord,
     LiveRequestRecord,
     Page,
@@ -79,6 +81,15 @@ def set_live(model_id: int, body: LiveSet, access: Writer, response: Response,
                                      reason=body.reason)  # fmt: skip
     response.headers["ETag"] = etag(record.deployment_id)
     return LiveState(model_id=model_id, deployment=record)
+
+
+@router.get("/live", response_model=list[LiveAt])
+def live_on_beampath(access: Reader, facility: Annotated[str, Query(max_length=2000)],
+                     beampath: Annotated[str, Query(max_length=2000)],
+                     laboratory: Annotated[Optional[str], Query(max_length=2000)] = None,
+                     at: Optional[datetime] = None) -> list[LiveAt]:  # fmt: skip
+    """For each model of a beampath, the deployment live now (or at ``at``, with its zone) and since when."""
+    return access.service.get_live_deployments(facility=facility, beampath=beampath, laboratory=laboratory, at=at)
 
 
 @router.get("/models/{model_id}/live/history", response_model=list[LiveIntervalRecord])

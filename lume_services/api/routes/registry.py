@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Annotated, Optional
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
-from lume_services.api.bodies import ProjectCreate
+from lume_services.api.bodies import CompositionCreate, ProjectCreate
 from lume_services.api.deps import Reader, Writer, server_scheduling
 from lume_services.api.routes.common import After, Field100, Limit
+from lume_services.errors import ScopeError
 from lume_services.services.models.records import (
     AuditEventRecord,
     FlowOfFlowsRecord,
@@ -48,6 +50,28 @@ def create_project_queue(project_name: str, access: Writer, request: Request) ->
     project = access.service.get_project(project_name=project_name)
     server_scheduling(request).create_project(project_name, description=project.description)
     return project
+
+
+class Composed(BaseModel):
+    flow_id: str  # the parent flow (a Prefect deployment id)
+    deployment_id: Optional[int]  # the model version it was stored as, if any
+
+
+@router.post("/flows-of-flows", response_model=Composed, status_code=201, tags=["flows"])
+def compose(body: CompositionCreate, access: Writer, request: Request) -> Composed:
+    """Validate a flow of flows against the registry, register it with Prefect and store it."""
+    from lume_services.flows.compose import compose as register
+    from lume_services.flows.spec import FlowOfFlowsSpec
+
+    spec = FlowOfFlowsSpec.parse(body.spec, source="the request's spec")
+    token = access.token
+    if token is not None and token.project_name is not None and token.project_name != spec.project_name:
+        raise ScopeError(token.name, f"write for project {token.project_name!r}", f"write for {spec.project_name!r}",
+                         "A project-limited token composes flows in its own project only.")  # fmt: skip
+    server_scheduling(request)
+    parent = register(spec, model_id=body.model_id, version=body.version, is_live=body.is_live,
+                      context=request.app.state.context, model_db_service=access.service)  # fmt: skip
+    return Composed(flow_id=parent, deployment_id=access.service.get_flow(flow_id=parent).deployment_id)
 
 
 @router.get("/flows/{flow_id}", response_model=FlowRecord, tags=["flows"])
