@@ -11,7 +11,7 @@ DEMO_HOME ?= $(CURDIR)/.lume-home
 venv: $(VENV)/.installed
 
 # The versions pinned in uv.lock (--locked: refused if uv.lock is not current with pyproject.toml),
-# the project editable with the `all` extra. pip only bootstraps uv; uv sync then removes it.
+# the project editable with the `all` extra (pip only bootstraps uv, once).
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
