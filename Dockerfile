@@ -9,7 +9,7 @@
 # Two stages: the build stage installs the versions pinned in uv.lock (`uv sync --locked`: the build
 # fails if uv.lock is not current) into /app/.venv; the runtime stage copies that environment alone
 # and runs as an unprivileged user. Both stages use the same Python base image, so the environment's
-# interpreter links stay valid. Builds with BuildKit and with the classic builder alike.
+# interpreter links stay valid. Uses no BuildKit-only syntax (it was built with the classic builder too).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

@@ -11,11 +11,12 @@ DEMO_HOME ?= $(CURDIR)/.lume-home
 venv: $(VENV)/.installed
 
 # The versions pinned in uv.lock (--locked: refused if uv.lock is not current with pyproject.toml),
-# the project editable with the `all` extra (pip only bootstraps uv, once).
+# the project editable with the `all` extra (pip only bootstraps uv, once). --inexact keeps what
+# else was installed (the bench extra, below) instead of uninstalling it.
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
-	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --quiet --locked --extra all
+	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --quiet --locked --inexact --extra all
 	touch $@
 
 # After changing dependencies in pyproject.toml: re-resolve uv.lock (commit it; a test checks it is current).
