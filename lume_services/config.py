@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lume_services.api.settings import ApiSettings
+from lume_services.client.settings import RegistrySettings
 from lume_services.environment.settings import EnvironmentSettings
 from lume_services.errors import EnvironmentNotConfiguredError
 from lume_services.events.settings import EventsSettings
@@ -63,6 +64,9 @@ class LUMEServicesSettings(BaseSettings):
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Prefect 3 orchestration.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Event delivery to webhooks.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="The REST server (`lume-services serve`).")
+    registry: RegistrySettings = Field(
+        default_factory=RegistrySettings, description="A registry server to use instead of a database."
+    )
 
     @field_validator("home")
     @classmethod
@@ -94,18 +98,50 @@ class Context:
         self._model_db: Optional[ModelDB] = None
         self._model_db_service: Any = None
         self._scheduling_service: Any = None
+        self._connection: Any = None
 
     def __repr__(self) -> str:
+        if self.remote:
+            return f"Context(home={str(self.settings.home)!r}, registry={self.settings.registry.url!r})"
         return f"Context(home={str(self.settings.home)!r}, model_db={self.model_db()!r})"
 
+    @property
+    def remote(self) -> bool:
+        """True with LUME_REGISTRY__URL: services talk to that server, never to a database."""
+        return self.settings.registry.url is not None
+
+    def connection(self) -> Any:
+        """The :class:`~lume_services.client.http.RegistryConnection` (remote only)."""
+        from lume_services.client.http import RegistryConnection
+
+        with self._lock:
+            if self._connection is None:
+                self._connection = RegistryConnection(self.settings.registry)
+            return self._connection
+
     def model_db(self) -> ModelDB:
+        if self.remote:
+            from lume_services.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"LUME_REGISTRY__URL is set ({self.settings.registry.url}): this client has no database; "
+                "run database commands on the server host."
+            )
         with self._lock:
             if self._model_db is None:
                 self._model_db = ModelDB(self.settings.model_db_config())
             return self._model_db
 
     def model_db_service(self) -> Any:
-        """The :class:`~lume_services.services.models.service.ModelDBService`."""
+        """The :class:`~lume_services.services.models.service.ModelDBService` (remote: its HTTP twin)."""
+        if self.remote:
+            from lume_services.client.registry import RemoteModelDBService
+
+            connection = self.connection()
+            with self._lock:
+                if self._model_db_service is None:
+                    self._model_db_service = RemoteModelDBService(connection)
+                return self._model_db_service
         from lume_services.services.models.service import ModelDBService
 
         db = self.model_db()
@@ -116,7 +152,15 @@ class Context:
             return self._model_db_service
 
     def scheduling_service(self) -> Any:
-        """The Prefect 3 :class:`~lume_services.services.scheduling.service.SchedulingService`."""
+        """The Prefect 3 :class:`~lume_services.services.scheduling.service.SchedulingService` (remote: its twin)."""
+        if self.remote:
+            from lume_services.client.scheduling import RemoteSchedulingService
+
+            connection = self.connection()
+            with self._lock:
+                if self._scheduling_service is None:
+                    self._scheduling_service = RemoteSchedulingService(connection)
+                return self._scheduling_service
         from lume_services.services.scheduling.service import SchedulingService
 
         with self._lock:
@@ -124,6 +168,16 @@ class Context:
                 s = self.settings
                 self._scheduling_service = SchedulingService(s.prefect, home=s.home, backend=s.backend)
             return self._scheduling_service
+
+    def registrar(self) -> Any:
+        """What stores deployments from sources: this machine's pipeline, or (remote) a server job."""
+        if self.remote:
+            from lume_services.client.jobs import RemoteRegistrar
+
+            return RemoteRegistrar(self.connection())
+        from lume_services.models.registration import LocalRegistrar, Services
+
+        return LocalRegistrar(Services.of(self))
 
     def artifact_store(self) -> Any:
         """The content-addressed :class:`~lume_services.environment.store.ArtifactStore`."""
@@ -141,6 +195,8 @@ class Context:
     def close(self) -> None:
         if self._model_db is not None:
             self._model_db.dispose()
+        if self._connection is not None:
+            self._connection.close()
 
 
 def _uv_bin() -> str:

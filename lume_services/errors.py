@@ -19,7 +19,9 @@ attributes. Secrets are never part of a message.
     │   ├── DeploymentNotRegisteredError
     │   ├── WebhookNotFoundError
     │   ├── DeliveryNotFoundError
-    │   └── TokenNotFoundError
+    │   ├── TokenNotFoundError
+    │   ├── JobNotFoundError
+    │   └── RunNotFoundError
     ├── ConflictError
     │   ├── AlreadyExistsError
     │   │   ├── ProjectAlreadyExistsError
@@ -44,6 +46,7 @@ attributes. Secrets are never part of a message.
     │   ├── AdoptionRefusedError
     │   └── SchedulingNotConfiguredError
     ├── DatabaseError
+    │   └── RegistryUnreachableError
     ├── EnvironmentResolutionError
     │   ├── SourceError
     │   ├── DownloadError
@@ -57,6 +60,7 @@ attributes. Secrets are never part of a message.
     │   └── MissingEnvironmentYamlError
     ├── StorageError
     ├── UnexpectedError
+    ├── JobInterruptedError
     └── SchedulingError
         ├── RegistrationError
         ├── FlowFailedError
@@ -169,6 +173,16 @@ class DeliveryNotFoundError(NotFoundError):
 class TokenNotFoundError(NotFoundError):
     entity = "active API token"
     hint = "list tokens with `lume-services tokens list`"
+
+
+class JobNotFoundError(NotFoundError):
+    entity = "job"
+    hint = "the server lists jobs at GET /api/v1/jobs"
+
+
+class RunNotFoundError(NotFoundError):
+    entity = "run"
+    hint = "list runs with `lume-services runs list`"
 
 
 # --- conflicts -------------------------------------------------------------
@@ -633,6 +647,26 @@ class StorageError(LUMEServicesError):
         reason = exc.strerror or type(exc).__name__
         advice = _OS_ADVICE.get(exc.errno or 0, "check that path and try again")
         super().__init__(f"{doing} failed: {reason} ({self.path}); {advice}.")
+
+
+class RegistryUnreachableError(DatabaseError):
+    """The registry server (LUME_REGISTRY__URL) did not answer."""
+
+    def __init__(self, url: str, reason: str, change: bool = False) -> None:
+        self.url = url
+        self.operation, self.reason, self.outcome_unknown = f"reaching {url}", reason, change
+        self.consequence = (
+            "The change may or may not have been applied: read it back before retrying." if change
+            else "Nothing was changed; retry when the server is up."
+        )
+        LUMEServicesError.__init__(self, f"The registry server {url} did not answer ({reason}). {self.consequence}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.url, self.reason, self.outcome_unknown))
+
+
+class JobInterruptedError(LUMEServicesError):
+    """A server job whose server stopped before it finished (no heartbeat within the lease)."""
 
 
 class UnexpectedError(LUMEServicesError):

@@ -58,7 +58,7 @@ def start_api_server(home: Path, db_url: str, *, workers: int = 1,
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUME_", "PREFECT_"))}
-    env.update(LUME_HOME=str(home), LUME_MODEL_DB__URL=db_url, **(extra_env or {}))
+    env.update({"LUME_HOME": str(home), "LUME_MODEL_DB__URL": db_url, **(extra_env or {})})
     log = home / "serve.log"
     cmd = [sys.executable, "-m", "lume_services.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--no-deliver-events"]  # fmt: skip

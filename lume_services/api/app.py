@@ -8,6 +8,8 @@ through :mod:`.problems`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 from fastapi import FastAPI
@@ -16,7 +18,7 @@ from fastapi.responses import JSONResponse
 from lume_services import __version__
 from lume_services.api import problems
 from lume_services.api.limits import BodyLimit
-from lume_services.api.routes import deployments, live, models, registry, tokens
+from lume_services.api.routes import deployments, jobs, live, models, registry, runs, tokens
 from lume_services.services.models.db.revision import SCHEMA_REVISION
 
 PREFIX = "/api/v1"
@@ -35,13 +37,29 @@ def create_app(context: Optional[Any] = None) -> FastAPI:
         from lume_services.config import get_context
 
         context = get_context()
-    app = FastAPI(title="lume-services", version=__version__, description=DESCRIPTION,
+    settings = context.settings.api
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Each server process runs LUME_API__JOB_THREADS job runners while it serves."""
+        runner = None
+        if settings.job_threads:
+            from lume_services.api.jobs import JobRunner
+
+            runner = JobRunner(context, threads=settings.job_threads, lease=settings.job_lease)
+            runner.start()
+        app.state.job_runner = runner
+        yield
+        if runner is not None:
+            runner.stop()
+
+    app = FastAPI(title="lume-services", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)  # fmt: skip
     app.state.context = context
-    for module in (models, deployments, live, registry, tokens):
+    for module in (models, deployments, live, registry, jobs, runs, tokens):
         app.include_router(module.router, prefix=PREFIX, responses=problems.RESPONSES)
     problems.install(app)
-    app.add_middleware(BodyLimit, max_bytes=context.settings.api.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

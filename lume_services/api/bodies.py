@@ -6,7 +6,7 @@ its column and answers with the library's message.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -69,3 +69,20 @@ class TokenCreate(Body):
     scope: Literal["read", "write", "admin"] = "read"
     project_name: Optional[Text] = None
     expires_in_days: Optional[Annotated[int, Field(ge=1, le=3660)]] = None
+
+
+class DeploymentCreate(Body):
+    """A released package at an https URL (http only with the server's LUME_ENVIRONMENT__ALLOW_HTTP)."""
+
+    source_path: Annotated[str, StringConstraints(max_length=2048)]
+    project_name: Text
+    is_live: bool = True
+    image: Optional[Text] = None
+    expected_sha256: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+
+
+class RunCreate(Body):
+    """A run of a registered flow (``flow_id``: its Prefect deployment id) with its parameters."""
+
+    flow_id: Annotated[str, StringConstraints(max_length=255)]
+    parameters: Annotated[dict[str, Any], Field(max_length=1000)] = {}

@@ -77,3 +77,21 @@ def access(needed: str) -> Callable[[Request], Access]:
 Reader = Annotated[Access, Depends(access("read"))]
 Writer = Annotated[Access, Depends(access("write"))]
 Admin = Annotated[Access, Depends(access("admin"))]
+
+
+def server_scheduling(request: Request) -> Any:
+    """The server's SchedulingService, which must use a Prefect server and its workers.
+
+    A registry server never starts Prefect's ephemeral server nor runs flows
+    in its own processes: without LUME_PREFECT__API_URL (or with the inline
+    executor) stores, work queues and runs are refused with 503.
+    """
+    from lume_services.errors import SchedulingNotConfiguredError
+
+    service = request.app.state.context.scheduling_service()
+    if not service.api_configured or service.inline:
+        raise SchedulingNotConfiguredError(
+            "the registry server uses a Prefect server and its workers only, never an ephemeral Prefect nor its "
+            "own processes: set LUME_PREFECT__API_URL on the server and run `lume-services worker`"
+        )
+    return service

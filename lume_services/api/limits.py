@@ -9,19 +9,25 @@ PROBLEM_HEADERS = [(b"content-type", b"application/problem+json")]
 
 
 class BodyLimit:
-    """ASGI middleware: a Content-Length over ``max_bytes``, or a streamed body growing past it, gets 413."""
+    """ASGI middleware: a Content-Length over the limit, or a streamed body growing past it, gets 413.
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    The limit is ``max_bytes``, or ``max_upload_bytes`` for paths ending in
+    ``/upload`` (package archives).
+    """
+
+    def __init__(self, app: Any, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_upload_bytes if scope.get("path", "").endswith("/upload") else self.max_bytes
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(send, limit)
             return
         seen = 0
         refused = False
@@ -35,10 +41,10 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     refused = True
                     if not started:
-                        await self._refuse(send)
+                        await self._refuse(send, limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -51,10 +57,11 @@ class BodyLimit:
 
         await self.app(scope, counted, tracked)
 
-    async def _refuse(self, send: Any) -> None:
+    async def _refuse(self, send: Any, limit: int) -> None:
+        setting = "LUME_API__MAX_UPLOAD_BYTES" if limit == self.max_upload_bytes else "LUME_API__MAX_BODY_BYTES"
         body = json.dumps({"type": "about:blank", "title": "Content Too Large", "status": 413,
-                           "detail": f"The request body is larger than {self.max_bytes} bytes "
-                                     "(LUME_API__MAX_BODY_BYTES); nothing was read or stored.",
+                           "detail": f"The request body is larger than {limit} bytes ({setting}); "
+                                     "nothing was read or stored.",
                            "error": "ValidationError"}).encode()  # fmt: skip
         await send({"type": "http.response.start", "status": 413,
                     "headers": PROBLEM_HEADERS + [(b"content-length", str(len(body)).encode())]})  # fmt: skip

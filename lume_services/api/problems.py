@@ -31,8 +31,11 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
     (errors.ValidationError, 422),
+    (errors.SourceError, 422),  # a source the server does not accept (a local path, plain http)
     (errors.DatabaseError, 503),
     (errors.SchemaNotCurrentError, 503),
+    (errors.SchedulingNotConfiguredError, 503),  # the server's Prefect settings
+    (errors.SchedulingError, 502),  # Prefect, behind the server, failed
     (errors.LUMEServicesError, 500),
 ]
 
@@ -51,6 +54,7 @@ class Problem(BaseModel):
     detail: str  # the library's message
     error: str  # the exception's class name
     fields: Optional[list[FieldProblem]] = None  # 422 for a request FastAPI refused: each field's problem
+    attributes: Optional[dict[str, Any]] = None  # the library error's plain attributes (ids, fields, step)
 
 
 def _declared(status: int, when: str) -> dict[str, Any]:
@@ -68,14 +72,33 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _declared(403, "the token's scope or project does not allow this."),
     404: _declared(404, "no such model, deployment, project, flow, request or token."),
     409: _declared(409, "the change conflicts with the stored state (e.g. the live deployment moved)."),
-    413: _declared(413, "the request body is larger than LUME_API__MAX_BODY_BYTES."),
+    413: _declared(413, "the request body is larger than LUME_API__MAX_BODY_BYTES (an upload: MAX_UPLOAD_BYTES)."),
     422: _declared(422, "the request or a value in it is invalid; nothing was stored."),
-    503: _declared(503, "the database is unreachable or its schema is not current."),
+    502: _declared(502, "Prefect, behind the server, failed."),
+    503: _declared(503, "the database is unreachable, its schema is not current, or no Prefect server is set."),
 }
 
 
 def status_of(exc: BaseException) -> int:
     return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return not isinstance(value, str) or len(value) <= 10_000
+    if depth < 2 and isinstance(value, (list, tuple)):
+        return len(value) <= 100 and all(_plain(v, depth + 1) for v in value)
+    if depth < 2 and isinstance(value, dict):
+        return len(value) <= 100 and all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def attributes(exc: BaseException) -> dict[str, Any]:
+    """The error's plain attributes (ids, fields, the failed step), so the client's copy carries them too.
+
+    Errors never hold secrets (a secret's value is kept as "***").
+    """
+    return {k: v for k, v in vars(exc).items() if not k.startswith("_") and _plain(v)}
 
 
 def problem(status: int, detail: str, error: str, **extra: Any) -> JSONResponse:
@@ -109,7 +132,7 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return problem(status, str(exc), type(exc).__name__)
+        return problem(status, str(exc), type(exc).__name__, attributes=attributes(exc))
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from lume_services.cli import (
     history,
     models,
     projects,
+    runs,
     serve,
     tags,
     tokens,
@@ -55,3 +56,4 @@ cli.add_command(webhooks.webhooks)
 cli.add_command(events.events)
 cli.add_command(tokens.tokens)
 cli.add_command(serve.serve)
+cli.add_command(runs.runs)

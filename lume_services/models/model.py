@@ -1,8 +1,11 @@
 """The user-facing ``Model``: a registered model and its deployments.
 
-``Model`` composes services (it never builds SQL). Services come from the
-configured :mod:`lume_services.config` context at call time, unless passed
-explicitly.
+``Model`` composes services (it never builds SQL): the model database
+service, the scheduling service and the registrar (which stores
+deployments from sources). Each comes from the configured
+:mod:`lume_services.config` context at first use unless passed in; with
+LUME_REGISTRY__URL they are the remote client's, so the same code runs
+against a registry server.
 """
 
 from __future__ import annotations
@@ -51,8 +54,12 @@ class Model:
         metadata: Optional[ModelRecord] = None,
         deployment_id: Optional[int] = None,
         model_db_service: Optional[ModelDBService] = None,
+        scheduling_service: Optional[Any] = None,
+        registrar: Optional[Any] = None,
     ) -> None:
         self._service = model_db_service
+        self._scheduling_service = scheduling_service
+        self._registrar = registrar
         self.deployment: Optional[LoadedDeployment] = None
         if metadata is not None:
             self.metadata = metadata
@@ -154,13 +161,11 @@ class Model:
         DeploymentConflictError. The deployment is left loaded as
         ``self.deployment``.
         """
-        from lume_services.models.registration import Services
-        from lume_services.models.registration import store_deployment as register
+        from lume_services import config
 
-        services = Services.from_context()
-        services.model_db = self.model_db_service
-        record = register(
-            services, model_id=self.model_id, source_path=source_path, project_name=project_name,
+        registrar = self._registrar or config.get_context().registrar()
+        record = registrar.store_deployment(
+            self.model_db_service, model_id=self.model_id, source_path=source_path, project_name=project_name,
             is_live=is_live, image=image, expected_sha256=expected_sha256, progress=progress,
         )  # fmt: skip
         self.load_deployment(record.deployment_id)
@@ -204,7 +209,10 @@ class Model:
         the check. A refused run raises ValidationError and nothing is submitted.
         """
         flow_id, params = self._flow_parameters(parameters, validate)
-        return self._scheduling().run(flow_id, params)
+        scheduling = self._scheduling()
+        run_id = scheduling.run(flow_id, params)
+        self._record_run(scheduling, run_id, flow_id, params)
+        return run_id
 
     def run_and_return(
         self,
@@ -221,8 +229,70 @@ class Model:
         of flows returns ``{"result": <last step's result>, "steps": {<flow
         name>: <result>}}``. Inputs are checked as by :meth:`run`.
         """
+        from lume_services.errors import FlowFailedError, RunTimeoutError
+
         flow_id, params = self._flow_parameters(parameters, validate)
-        return self._scheduling().run_and_return(flow_id, params, task_name=task_name, timeout=timeout)
+        scheduling = self._scheduling()
+        recorded: list[Any] = []
+
+        def submitted(run_id: str) -> None:
+            recorded.append(self._record_run(scheduling, run_id, flow_id, params))
+
+        try:
+            result = scheduling.run_and_return(flow_id, params, task_name=task_name, timeout=timeout,
+                                               on_submitted=submitted)  # fmt: skip
+        except (FlowFailedError, RunTimeoutError) as exc:
+            state = "cancelled" if isinstance(exc, RunTimeoutError) else "failed"
+            self._finish_run(recorded, state=state, error=str(exc))
+            raise
+        if task_name is None:
+            self._finish_run(recorded, state="completed", result=result)
+        return result
+
+    def _record_run(self, scheduling: Any, run_id: str, flow_id: str, params: dict[str, Any]) -> Any:
+        """Record a submitted run (a registry server records the runs it submits itself)."""
+        if getattr(scheduling, "records_runs", False):
+            return None
+        assert self.deployment is not None
+        try:
+            return self.model_db_service.record_run(
+                prefect_run_id=run_id, model_id=self.model_id, flow_id=flow_id, parameters=params,
+                deployment_id=self.deployment.deployment.deployment_id)  # fmt: skip
+        except Exception as exc:  # the run goes on; its record is what is lost
+            log.warning("run %s was submitted but could not be recorded: %s", run_id, exc)
+            return None
+
+    def _finish_run(self, recorded: list[Any], **outcome: Any) -> None:
+        if recorded and recorded[0] is not None:
+            try:
+                self.model_db_service.finish_run(recorded[0].run_id, **outcome)
+            except Exception as exc:
+                log.warning("the outcome of run %s could not be recorded: %s", recorded[0].prefect_run_id, exc)
+
+    def get_results(self, *, deployment_id: Optional[int] = None, state: Optional[str] = "completed",
+                    limit: int = 100) -> list[Any]:  # fmt: skip
+        """Past runs of this model's deployments, newest first (RunRecords: parameters, actor, result)."""
+        if deployment_id is not None:
+            self._require_own(deployment_id)
+        return self.model_db_service.list_runs(model_id=self.model_id, deployment_id=deployment_id, state=state,
+                                               limit=limit).items  # fmt: skip
+
+    def get_results_df(self, *, deployment_id: Optional[int] = None, state: Optional[str] = "completed",
+                       limit: int = 100) -> Any:  # fmt: skip
+        """:meth:`get_results` as a pandas DataFrame: one row per run, parameters and results as columns."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("get_results_df needs pandas: pip install pandas (get_results needs nothing)") from None
+        rows = []
+        for run in self.get_results(deployment_id=deployment_id, state=state, limit=limit):
+            row = {"run_id": run.run_id, "deployment_id": run.deployment_id, "created": run.created,
+                   "actor": run.actor, "state": run.state}  # fmt: skip
+            row.update({f"parameters.{k}": v for k, v in run.parameters.items()})
+            result = run.result if isinstance(run.result, dict) else {"value": run.result}
+            row.update({f"result.{k}": v for k, v in result.items()})
+            rows.append(row)
+        return pandas.DataFrame(rows)
 
     def _flow_parameters(
         self, parameters: Optional[dict[str, Any]], validate: str
@@ -246,9 +316,11 @@ class Model:
         return flow.flow_id, {"parameters": parameters}
 
     def _scheduling(self) -> Any:
-        from lume_services import config
+        if self._scheduling_service is None:
+            from lume_services import config
 
-        return config.get_context().scheduling_service()
+            self._scheduling_service = config.get_context().scheduling_service()
+        return self._scheduling_service
 
     def set_live(
         self, deployment_id: int, *, expected_live: Any = UNSET, reason: Optional[str] = None

@@ -51,10 +51,29 @@ class Services:
     def from_context(cls) -> Services:
         from lume_services import config
 
-        ctx = config.get_context()
+        return cls.of(config.get_context())
+
+    @classmethod
+    def of(cls, ctx: Any) -> Services:
         return cls(
             ctx.model_db_service(), ctx.artifact_store(), ctx.environment_manager(), ctx.scheduling_service()
         )
+
+
+class LocalRegistrar:
+    """Stores deployments with this machine's artifact store, environments and Prefect (the pipeline below).
+
+    ``Model.store_deployment`` calls a registrar; with LUME_REGISTRY__URL it
+    is :class:`lume_services.client.jobs.RemoteRegistrar` (a server job)
+    instead, with the same arguments and answers.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def store_deployment(self, model_db_service: Any, **arguments: Any) -> DeploymentRecord:
+        services = Services(model_db_service, self.services.store, self.services.envs, self.services.scheduling)
+        return store_deployment(services, **arguments)
 
 
 @contextmanager
@@ -87,7 +106,9 @@ def store_deployment(
     image: Optional[str] = None,
     expected_sha256: Optional[str] = None,
     progress: Optional[Progress] = None,
+    recorded_source: Optional[str] = None,
 ) -> DeploymentRecord:
+    """The pipeline; ``recorded_source`` is what the deployment records as its source (default: the source)."""
     svc, settings = services.model_db, services.store.settings
     with step("check project", progress):
         project = svc.get_project(project_name=project_name)
@@ -127,7 +148,7 @@ def store_deployment(
         services.scheduling.create_project(project_name, description=project.description)
         flow_id = services.scheduling.register_flow(registration)
     with step("record", progress):
-        deployment_id = _record(services, registration, info, artifact, source, flow_id, is_live)
+        deployment_id = _record(services, registration, info, artifact, source, flow_id, is_live, recorded_source)
     return svc.get_deployment(deployment_id=deployment_id)
 
 
@@ -185,11 +206,11 @@ def _record(
     source: Any,
     flow_id: str,
     is_live: bool,
+    recorded_source: Optional[str] = None,
 ) -> int:
     svc = services.model_db
-    recorded_source = (
-        without_credentials(source.original) if source.kind == "url" else Path(source.path).as_uri()
-    )
+    if recorded_source is None:
+        recorded_source = without_credentials(source.original) if source.kind == "url" else Path(source.path).as_uri()
     with undo_unrecorded(svc, services.scheduling, flow_id):
         deployment_id, _ = svc.store_deployment_with_flow(
             model_id=reg.model_id, version=info.version, source=recorded_source, sha256=artifact.sha256,

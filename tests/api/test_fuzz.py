@@ -38,7 +38,16 @@ from schemathesis.specs.openapi.checks import (
 from lume_services.services.models.service import ModelDBService
 
 pytestmark = pytest.mark.slow
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+
+
+def no_server_error(ctx: Any, response: Any, case: Any) -> None:
+    """No 5xx, but the declared 503 of an operation that needs Prefect (this test's server has no Prefect)."""
+    if response.status_code == 503 and response.json().get("error") == "SchedulingNotConfiguredError":
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
+CHECKS = [no_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]  # fmt: skip
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -76,7 +85,7 @@ def negatable(operation: Any) -> bool:
                                        for p in raw.get("parameters", []))  # fmt: skip
 
 
-def fuzz(schema: Any, examples: int, modes: list[GenerationMode], send: Callable[[Any], None],
+def fuzz(schema: Any, examples: dict[GenerationMode, int], send: Callable[[Any], None],
          select: Callable[[Any], bool] = lambda op: True) -> list[str]:  # fmt: skip
     """Run ``send(case)`` on cases of every selected operation; the failures, one line each."""
     failures: list[str] = []
@@ -85,11 +94,11 @@ def fuzz(schema: Any, examples: int, modes: list[GenerationMode], send: Callable
     for operation in operations:
         if not select(operation):
             continue
-        for mode in modes:
+        for mode, count in examples.items():
             if mode is GenerationMode.NEGATIVE and not negatable(operation):
                 continue
 
-            @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+            @settings(max_examples=count, derandomize=True, database=None, deadline=None,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
@@ -119,8 +128,9 @@ def test_every_operation_answers_as_documented(api: httpx.Client, service: Model
                                               checks=CHECKS, timeout=30)  # fmt: skip
             answered[case.operation.label].add(response.status_code)
 
-        modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if who == "admin" else [GenerationMode.POSITIVE]
-        failures = fuzz(schema, 10, modes, send)
+        examples = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 6} if who == "admin" else {
+            GenerationMode.POSITIVE: 10}  # fmt: skip
+        failures = fuzz(schema, examples, send)
     assert not failures, f"{len(failures)} operations failed:\n" + "\n\n".join(failures)
     # The token was sent and the seeded rows were found: the operations the token may use succeeded too.
     succeeded = {label for label, statuses in answered.items() if any(200 <= s < 300 for s in statuses)}
@@ -144,9 +154,10 @@ def test_no_write_succeeds_without_the_right_token(api: httpx.Client, service: M
                 response = case.call(base_url=api.server.url, session=session, headers=headers, timeout=30)
                 assert not 200 <= response.status_code < 300, (
                     f"{who} got {response.status_code} from {case.operation.label}: {response.text[:300]}")
-                assert response.status_code < 500, f"{case.operation.label}: {response.text[:300]}"
+                assert response.status_code < 500 or (response.status_code == 503 and response.json()["error"]
+                                                      == "SchedulingNotConfiguredError"), response.text[:300]
 
-            failures = fuzz(schema, 6, [GenerationMode.POSITIVE], send, select=lambda op: op.method.upper() in WRITES)
+            failures = fuzz(schema, {GenerationMode.POSITIVE: 6}, send, select=lambda op: op.method.upper() in WRITES)
             assert not failures, f"{who}:\n" + "\n\n".join(failures)
 
 

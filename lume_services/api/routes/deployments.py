@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from lume_services.api.bodies import TagsRemove, TagsSet
 from lume_services.api.deps import Reader, Writer
@@ -16,12 +16,28 @@ router = APIRouter(tags=["deployments"])
 ModelId = Annotated[Optional[int], Query(ge=1, le=2**31 - 1)]
 
 
+def filters(model_id: ModelId = None, version: Field100 = None, is_live: Optional[bool] = None,
+            sha256: Field100 = None, source: Field100 = None, package_import_name: Field100 = None,
+            image: Field100 = None, tag: Tags = ()) -> dict[str, object]:  # fmt: skip
+    """Deployment filters: fields (exact) and tags (all must match)."""
+    return {**given(model_id=model_id, version=version, is_live=is_live, sha256=sha256, source=source,
+                    package_import_name=package_import_name, image=image), **tag_filter(tag)}  # fmt: skip
+
+
+Filters = Annotated[dict[str, object], Depends(filters)]
+
+
 @router.get("/deployments", response_model=Page[DeploymentRecord])
-def list_deployments(access: Reader, limit: Limit = 100, after: After = None, model_id: ModelId = None,
-                     version: Field100 = None, is_live: Optional[bool] = None,
-                     tag: Tags = ()) -> Page[DeploymentRecord]:  # fmt: skip
-    filters = given(model_id=model_id, version=version, is_live=is_live)
-    return access.service.list_deployments(limit=limit, after=after, **filters, **tag_filter(tag))
+def list_deployments(access: Reader, where: Filters, limit: Limit = 100,
+                     after: After = None) -> Page[DeploymentRecord]:  # fmt: skip
+    """A page of deployments in deployment_id order."""
+    return access.service.list_deployments(limit=limit, after=after, **where)
+
+
+@router.get("/deployments/latest", response_model=DeploymentRecord)
+def get_latest_deployment(access: Reader, where: Filters) -> DeploymentRecord:
+    """The newest matching deployment (by deploy date, then id)."""
+    return access.service.get_latest_deployment(**where)
 
 
 @router.get("/deployments/{deployment_id}", response_model=DeploymentRecord)

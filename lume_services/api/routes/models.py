@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Optional
+
+from fastapi import APIRouter, Query, Response
 
 from lume_services.api.bodies import ModelCreate, ModelUpdate, TagsRemove, TagsSet
 from lume_services.api.deps import Reader, Writer
 from lume_services.api.routes.common import After, Field100, Limit, Search, Tags, given, tag_filter
-from lume_services.services.models.records import ModelRecord, ModelWithLive, Page
+from lume_services.services.models.records import LoadedDeployment, ModelRecord, ModelWithLive, Page
 
 router = APIRouter(tags=["models"])
 
@@ -15,8 +17,11 @@ router = APIRouter(tags=["models"])
 @router.get("/models", response_model=Page[ModelRecord])
 def list_models(access: Reader, limit: Limit = 100, after: After = None, search: Search = None,
                 author: Field100 = None, laboratory: Field100 = None, facility: Field100 = None,
-                beampath: Field100 = None, tag: Tags = ()) -> Page[ModelRecord]:  # fmt: skip
-    filters = given(author=author, laboratory=laboratory, facility=facility, beampath=beampath)
+                beampath: Field100 = None, description: Field100 = None, require_approval: Optional[bool] = None,
+                tag: Tags = ()) -> Page[ModelRecord]:  # fmt: skip
+    """A page of models in model_id order, filtered by fields (exact), tags (all) and ``search`` (any text)."""
+    filters = given(author=author, laboratory=laboratory, facility=facility, beampath=beampath,
+                    description=description, require_approval=require_approval)  # fmt: skip
     return access.service.list_models(limit=limit, after=after, search=search, **filters, **tag_filter(tag))
 
 
@@ -33,6 +38,13 @@ def list_models_with_live(access: Reader, limit: Limit = 100, after: After = Non
 @router.get("/models/{model_id}", response_model=ModelRecord)
 def get_model(model_id: int, access: Reader) -> ModelRecord:
     return access.service.get_model(model_id=model_id)
+
+
+@router.get("/models/{model_id}/loaded-deployment", response_model=LoadedDeployment)
+def load_deployment(model_id: int, access: Reader,
+                    deployment_id: Annotated[Optional[int], Query(ge=1, le=2**31 - 1)] = None) -> LoadedDeployment:  # fmt: skip
+    """A deployment (the latest when none is named) with its flow, project, steps and variables."""
+    return access.service.load_deployment(model_id=model_id, deployment_id=deployment_id)
 
 
 @router.post("/models", response_model=ModelRecord, status_code=201)

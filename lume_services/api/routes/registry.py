@@ -6,12 +6,18 @@ from datetime import datetime
 from typing import Annotated, Optional
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from lume_services.api.bodies import ProjectCreate
-from lume_services.api.deps import Reader, Writer
+from lume_services.api.deps import Reader, Writer, server_scheduling
 from lume_services.api.routes.common import After, Field100, Limit
-from lume_services.services.models.records import AuditEventRecord, FlowOfFlowsRecord, Page, ProjectRecord
+from lume_services.services.models.records import (
+    AuditEventRecord,
+    FlowOfFlowsRecord,
+    FlowRecord,
+    Page,
+    ProjectRecord,
+)
 
 router = APIRouter()
 ModelId = Annotated[Optional[int], Query(ge=1, le=2**31 - 1)]
@@ -34,6 +40,20 @@ def create_project(body: ProjectCreate, access: Writer, response: Response) -> P
     name = access.service.store_project(project_name=body.project_name, description=body.description)
     response.headers["Location"] = f"/api/v1/projects/{quote(name, safe='')}"  # any text: one path segment
     return access.service.get_project(project_name=name)
+
+
+@router.post("/projects/{project_name}/queue", response_model=ProjectRecord, tags=["projects"])
+def create_project_queue(project_name: str, access: Writer, request: Request) -> ProjectRecord:
+    """Create the project's Prefect work queue (the spec's scheduling_service.create_project)."""
+    access.require_unrestricted("Creating a project's work queue")
+    project = access.service.get_project(project_name=project_name)
+    server_scheduling(request).create_project(project_name, description=project.description)
+    return project
+
+
+@router.get("/flows/{flow_id}", response_model=FlowRecord, tags=["flows"])
+def get_flow(flow_id: str, access: Reader) -> FlowRecord:
+    return access.service.get_flow(flow_id=flow_id)
 
 
 @router.get("/flows/{flow_id}/steps", response_model=list[FlowOfFlowsRecord], tags=["flows"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Optional
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from lume_services.api.bodies import TokenCreate
-from lume_services.api.deps import Admin
+from lume_services.api.deps import Admin, Reader
 from lume_services.services.models.event_records import TokenRecord
 
 router = APIRouter(tags=["tokens"])
@@ -17,6 +18,21 @@ router = APIRouter(tags=["tokens"])
 class CreatedToken(BaseModel):
     token: str  # shown only in this answer
     record: TokenRecord
+
+
+class Principal(BaseModel):
+    name: str  # who changes made with this token are recorded as
+    scope: str
+    project_name: Optional[str]
+
+
+@router.get("/whoami", response_model=Principal)
+def whoami(access: Reader) -> Principal:
+    """The caller's token: its name, scope and project (``anonymous`` / read without one)."""
+    token = access.token
+    if token is None:
+        return Principal(name=access.name, scope="read", project_name=None)
+    return Principal(name=token.name, scope=token.scope, project_name=token.project_name)
 
 
 @router.get("/tokens", response_model=list[TokenRecord])

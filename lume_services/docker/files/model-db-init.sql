@@ -283,3 +283,49 @@ CREATE TABLE api_token (
 )ENGINE=InnoDB CHARSET=utf8mb4;
 
 UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';
+
+-- Running upgrade 0007 -> 0008
+
+CREATE TABLE job (
+    job_id INTEGER NOT NULL AUTO_INCREMENT, 
+    kind VARCHAR(32) NOT NULL, 
+    actor VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    state VARCHAR(16) NOT NULL, 
+    step VARCHAR(64), 
+    request JSON NOT NULL, 
+    result JSON, 
+    error MEDIUMTEXT, 
+    error_type VARCHAR(64), 
+    error_attributes JSON, 
+    created DATETIME(6) NOT NULL, 
+    started DATETIME(6), 
+    finished DATETIME(6), 
+    heartbeat DATETIME(6), 
+    worker VARCHAR(200), 
+    CONSTRAINT pk_job PRIMARY KEY (job_id)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_job_state ON job (state, job_id);
+
+CREATE TABLE flow_run (
+    run_id INTEGER NOT NULL AUTO_INCREMENT, 
+    prefect_run_id VARCHAR(255) NOT NULL, 
+    model_id INTEGER NOT NULL, 
+    deployment_id INTEGER NOT NULL, 
+    flow_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    parameters JSON NOT NULL, 
+    actor VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, 
+    state VARCHAR(16) NOT NULL, 
+    result JSON, 
+    error MEDIUMTEXT, 
+    created DATETIME(6) NOT NULL, 
+    finished DATETIME(6), 
+    CONSTRAINT pk_flow_run PRIMARY KEY (run_id), 
+    CONSTRAINT uq_flow_run_prefect_run_id UNIQUE (prefect_run_id)
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_flow_run_model ON flow_run (model_id, run_id);
+
+CREATE INDEX ix_flow_run_deployment ON flow_run (deployment_id, run_id);
+
+UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';

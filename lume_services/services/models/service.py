@@ -28,8 +28,10 @@ from lume_services.services.models.delivery_ops import DeliveryOps
 from lume_services.services.models.deployment_ops import DeploymentOps
 from lume_services.services.models.event_ops import EventOps
 from lume_services.services.models.flow_ops import FlowOps
+from lume_services.services.models.job_ops import JobOps
 from lume_services.services.models.live_ops import LiveOps
 from lume_services.services.models.model_ops import ModelOps
+from lume_services.services.models.run_ops import RunOps
 from lume_services.services.models.tag_ops import TagOps
 from lume_services.services.models.token_ops import TokenOps
 from lume_services.services.models.webhook_ops import WebhookOps
@@ -39,7 +41,7 @@ __all__ = ["ModelDBService"]
 
 class ModelDBService(
     ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps, EventOps, WebhookOps, DeliveryOps,
-    TokenOps,
+    TokenOps, JobOps, RunOps,
 ):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 
@@ -48,5 +50,7 @@ class ModelDBService(
     the same service acting for someone else (the REST server's principal).
     ``list_events`` is the event feed; webhooks and their deliveries are
     ``add_webhook`` ... ``replay_since`` (the delivery process: ``lume_services.events``);
-    REST API tokens are ``create_token`` ... ``authenticate``.
+    REST API tokens are ``create_token`` ... ``authenticate``; the server's jobs
+    ``submit_job`` ... ``finish_job``; runs submitted through the registry
+    ``record_run`` ... ``list_runs``.
     """

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,8 +320,12 @@ class SchedulingService:
         *,
         task_name: Optional[str] = None,
         timeout: Optional[float] = None,
+        on_submitted: Optional[Callable[[str], None]] = None,
     ) -> Any:
         """Run, wait, and return the flow's result (or task ``task_name``'s).
+
+        ``on_submitted(flow_run_id)`` is called once the run exists, before
+        waiting (the Model records the run there).
 
         On timeout the run is cancelled (on the server, and its process if
         it is ours) and RunTimeoutError raised; a failed run raises
@@ -332,6 +336,8 @@ class SchedulingService:
         """
         with self._client() as client:
             deployment, run = self._create_run(client, flow_id, parameters or {})
+            if on_submitted is not None:
+                on_submitted(str(run.id))
             if not self.inline:
                 finished = runs.wait(client, run.id, timeout, None)
             elif deployment.entrypoint == COMPOSITE_ENTRYPOINT:
@@ -396,6 +402,17 @@ class SchedulingService:
 
     def _flow_name(self, client: Any, run: Any) -> str:
         return client.read_flow(run.flow_id).name
+
+    def run_outcome(self, flow_run_id: str, task_name: Optional[str] = None) -> tuple[bool, Any]:
+        """``(False, None)`` while the run is not final, else ``(True, result)``; a failed run raises.
+
+        For a registry server that reads a run's outcome without waiting for it.
+        """
+        with self._client() as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            if run.state is None or not run.state.is_final():
+                return False, None
+            return True, runs.flow_result(client, run, task_name, self._flow_name(client, run))
 
     def cancel_run(self, flow_run_id: str, reason: str = "cancelled by lume-services") -> None:
         with self._client() as client:

@@ -36,7 +36,10 @@ writers of audit events lock, so event ids follow commit order),
 delivery process) and ``webhook_attempt``.
 
 The REST server's principals: ``api_token`` (a token's name, scope, project,
-expiry and revocation; only the token's sha256 is stored).
+expiry and revocation; only the token's sha256 is stored). Its work:
+``job`` (a store submitted to the server, run by its job runners, with its
+state, step and outcome) and ``flow_run`` (every run submitted through the
+registry: parameters, actor, state, result or error).
 
 This module imports nothing else from lume_services. Lengths declared here
 are the single source of truth for input validation in the service.
@@ -545,3 +548,66 @@ class ApiToken(Base):
     expires: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
     revoked: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
     revoked_by: Mapped[Optional[str]] = mapped_column(ident(ACTOR_LENGTH), nullable=True)
+
+
+JOB_STATES = ("queued", "running", "succeeded", "failed")
+RUN_STATES = ("submitted", "running", "completed", "failed", "cancelled")
+RESULT_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql").with_variant(mysql.MEDIUMTEXT(), "mariadb")
+
+
+class Job(Base):
+    """Work the server does for a client (``kind`` store_deployment): queued, running, then an outcome.
+
+    ``request`` holds the call's arguments (never a secret); ``worker`` and
+    ``heartbeat`` say which runner holds a running job and when it last
+    said so: a running job whose heartbeat is older than the lease is failed
+    by any runner (its server stopped), never left running.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_state", "state", "job_id"), MYSQL_TABLE)
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(ENTITY_LENGTH), nullable=False)
+    actor: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH), nullable=False)
+    step: Mapped[Optional[str]] = mapped_column(String(ACTION_LENGTH), nullable=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    result: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(RESULT_TEXT, nullable=True)
+    error_type: Mapped[Optional[str]] = mapped_column(String(ACTION_LENGTH), nullable=True)
+    error_attributes: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    started: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    finished: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    heartbeat: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    worker: Mapped[Optional[str]] = mapped_column(String(WORKER_LENGTH), nullable=True)
+
+
+class FlowRun(Base):
+    """A run submitted through the registry: which deployment, with what, by whom, and how it ended.
+
+    ``prefect_run_id`` is Prefect's flow run id; ``result`` is the flow's
+    return value as JSON (None until it completed), ``error`` the failure.
+    No foreign keys: a run outlives its deployment's deletion.
+    """
+
+    __tablename__ = "flow_run"
+    __table_args__ = (
+        Index("ix_flow_run_model", "model_id", "run_id"),
+        Index("ix_flow_run_deployment", "deployment_id", "run_id"),
+        MYSQL_TABLE,
+    )
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prefect_run_id: Mapped[str] = mapped_column(String(FLOW_ID_LENGTH), nullable=False, unique=True)
+    model_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    deployment_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    flow_id: Mapped[str] = mapped_column(ident(FLOW_ID_LENGTH), nullable=False)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    actor: Mapped[str] = mapped_column(ident(ACTOR_LENGTH), nullable=False)
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH), nullable=False)
+    result: Mapped[Optional[Any]] = mapped_column(JSON, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(RESULT_TEXT, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    finished: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
