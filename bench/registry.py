@@ -7,7 +7,9 @@ used at its store level (``SqlAlchemyStore``, no HTTP server), where its
 registry is fastest. The floor is plain SQLAlchemy Core
 (a prepared ``insert()`` of the row and of its audit event / a primary-key
 ``select()``, no ORM, no validation, no explicit locking) on lume-services'
-own tables in the same database.
+own tables in the same database; for the 5000-deployment listings, the same
+SELECT as ``get_deployments`` / ``list_deployments`` with ``fetchall()`` (rows,
+no records) through the same driver.
 
 Operations (lume-services / MLflow):
   create model            store_model / create_registered_model with the five fields as tags
@@ -186,6 +188,18 @@ class Floor:
         self.deployment_insert = insert(Deployment.__table__)
         self.event_insert = insert(AuditEvent.__table__)
         self.model_by_id = select(Model.__table__).where(Model.__table__.c.model_id == bindparam("model_id"))
+        deployments = Deployment.__table__
+        self.deployments_of = (
+            select(deployments)
+            .where(deployments.c.model_id == bindparam("model_id"))
+            .order_by(deployments.c.deploy_date, deployments.c.deployment_id)
+        )
+        self.page_of = (
+            select(deployments)
+            .where(deployments.c.model_id == bindparam("model_id"))
+            .order_by(deployments.c.deployment_id)
+            .limit(101)
+        )
 
     def _event(self, conn: Any, action: str, key: Any, values: dict[str, Any]) -> None:
         after = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()}
@@ -208,6 +222,11 @@ class Floor:
     def get_model(self, model_id: int) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(self.model_by_id, {"model_id": model_id}).first()
+
+    def deployments(self, model_id: int, page: bool = False) -> list[Any]:
+        """The SELECT of get_deployments (or of a list_deployments page), fetchall(): rows, no records."""
+        with self.engine.connect() as conn:
+            return conn.execute(self.page_of if page else self.deployments_of, {"model_id": model_id}).fetchall()
 
 
 # -- building large registries ------------------------------------------------------------
@@ -435,7 +454,7 @@ def run_dialect(dialect: str, settings: Settings, work: Path, log: Callable[[str
 
         results += single_operations(dialect, settings, service, store, floor)
         log(f"{dialect}: single operations done")
-        results += many_deployments(dialect, settings, service, store)
+        results += many_deployments(dialect, settings, service, store, floor)
         log(f"{dialect}: {settings.versions}-deployment model done")
 
         target = service.store_model(**model_fields("concurrent"))
@@ -619,7 +638,9 @@ def single_operations(
     return results
 
 
-def many_deployments(dialect: str, settings: Settings, service: ModelDBService, store: Any) -> list[Result]:
+def many_deployments(
+    dialect: str, settings: Settings, service: ModelDBService, store: Any, floor: Floor
+) -> list[Result]:
     count = settings.versions
     model_id = service.store_model(**model_fields("many"))
     service.store_deployments(deployment_fields(model_id, f"2.{i}") for i in range(count))
@@ -639,6 +660,7 @@ def many_deployments(dialect: str, settings: Settings, service: ModelDBService, 
         {
             "ours": lambda: service.get_deployments(model_id=model_id),
             "mlflow": lambda: store.search_model_versions(by_name, max_results=count),
+            "floor": lambda: floor.deployments(model_id),
         },
         settings.reads,
         budget=2.5,
@@ -647,6 +669,7 @@ def many_deployments(dialect: str, settings: Settings, service: ModelDBService, 
         {
             "ours": lambda: service.list_deployments(model_id=model_id, limit=100),
             "mlflow": lambda: store.search_model_versions(by_name, max_results=100),
+            "floor": lambda: floor.deployments(model_id, page=True),
         },
         settings.reads,
         budget=2.5,
@@ -744,6 +767,13 @@ def ratio_lines(results: list[Result], settings: Settings) -> list[str]:
                 f"{d} {r.operation}: {x:.1f}x faster than MLflow {r.mlflow_call} (goal >= 5x: {verdict(x >= 5)})"
             )
             lines.append(f"{d} {r.operation}: {fmt(r.ours)} (goal < 5 ms: {verdict(r.ours < 0.005)})")
+            if r.floor is not None:
+                y = r.ours / r.floor
+                goal = f"goal <= 2x: {verdict(y <= 2)}" if "list all" in r.operation else "no goal"
+                lines.append(
+                    f"{d} {r.operation}: {fmt(r.ours)} vs Core floor (same SELECT, fetchall) "
+                    f"{fmt(r.floor)}: {y:.2f}x ({goal})"
+                )
         elif "concurrent" in r.operation:
             o, m = r.extra["ours"], r.extra["mlflow"]
             lines.append(

@@ -61,6 +61,13 @@ attributes. Secrets are never part of a message.
     ├── StorageError
     ├── UnexpectedError
     ├── JobInterruptedError
+    ├── MlflowError (the MLflow bridge, lume_services.mlflow)
+    │   ├── MlflowUnreachableError
+    │   ├── NotMlflowError
+    │   ├── MlflowAuthError
+    │   ├── MlflowRequestError
+    │   ├── MlflowMappingError
+    │   └── MlflowModelError
     └── SchedulingError
         ├── RegistrationError
         ├── FlowFailedError
@@ -680,6 +687,69 @@ class UnexpectedError(LUMEServicesError):
             f"{doing} failed with an unexpected {self.original}: {first or '(no message)'}. "
             "This is a bug in lume-services; please report it with the traceback."
         )
+
+
+# --- the MLflow bridge --------------------------------------------------------
+
+
+class MlflowError(LUMEServicesError):
+    """Reading or writing an MLflow tracking server failed (credentials never appear in messages)."""
+
+
+class MlflowUnreachableError(MlflowError):
+    def __init__(self, url: str, problem: str) -> None:
+        self.url, self.problem = url, problem
+        super().__init__(
+            f"The MLflow tracking server {url!r} could not be reached ({problem}); nothing was imported. "
+            "Check --tracking-uri and that the server is running."
+        )
+
+
+class NotMlflowError(MlflowError):
+    def __init__(self, url: str, detail: str) -> None:
+        self.url, self.detail = url, detail
+        super().__init__(
+            f"{url!r} does not answer like an MLflow tracking server ({detail}); nothing was imported. "
+            "Give the server's base URL (as MLFLOW_TRACKING_URI), e.g. 'https://mlflow.example.org'."
+        )
+
+
+class MlflowAuthError(MlflowError):
+    def __init__(self, url: str, status: int) -> None:
+        self.url, self.status = url, status
+        what = "refused the credentials" if status == 401 else "denied access with these credentials"
+        super().__init__(
+            f"The MLflow tracking server {url!r} {what} (HTTP {status}); nothing was imported. "
+            "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "to an account that may read the model registry."
+        )
+
+
+class MlflowRequestError(MlflowError):
+    def __init__(self, url: str, what: str, status: int, detail: str) -> None:
+        self.url, self.what, self.status, self.detail = url, what, status, detail
+        super().__init__(
+            f"The MLflow tracking server {url!r} answered HTTP {status} to {what}: {detail[:300]}. "
+            "Check the server's log, or retry."
+        )
+
+
+class MlflowMappingError(MlflowError, ValueError):
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"The mapping file {path!r} is not valid: {problem}. Nothing was imported; "
+            "fix the file (see 'Coming from MLflow' in the README for its fields)."
+        )
+
+
+class MlflowModelError(MlflowError):
+    """One registered model (or version) cannot be imported as it is; nothing of it was written."""
+
+    def __init__(self, name: str, problem: str, remedy: str, version: str | None = None) -> None:
+        self.name, self.problem, self.remedy, self.version = name, problem, remedy, version
+        which = f"Version {version!r} of registered model {name!r}" if version else f"Registered model {name!r}"
+        super().__init__(f"{which}: {problem}; nothing of that model was imported. {remedy}")
 
 
 class SchedulingError(LUMEServicesError):

@@ -10,9 +10,11 @@ skip locally and a failure when ``CI=true``.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -196,3 +198,45 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
         pytest.fail(f"prefect server failed to start: {exc}", pytrace=False)
     yield server
     server.stop()
+
+
+_MLFLOW: dict[str, Any] = {}  # the server launched when the session collected a test that needs it
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Launch `mlflow server` as soon as a collected test needs it: it starts (about a minute on a
+    loaded machine) while the tests before it run; the ``mlflow_server`` fixture waits for it."""
+    import tempfile
+
+    import mlflowserver
+
+    if not any("mlflow_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    try:
+        _MLFLOW["server"] = mlflowserver.launch_mlflow_server(Path(tempfile.mkdtemp(prefix="lume-mlflow-")))
+    except mlflowserver.MlflowServerError as exc:
+        _MLFLOW["error"] = str(exc)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    server = _MLFLOW.pop("server", None)
+    if server is not None:
+        server.stop()
+        shutil.rmtree(server.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    """A real `mlflow server` on loopback for the whole session (tests/mlflowserver.py).
+
+    Without MLflow installed this is a skip locally and a failure with CI=true.
+    """
+    import mlflowserver
+
+    if "error" in _MLFLOW or "server" not in _MLFLOW:
+        _unavailable(f"mlflow server could not be launched: {_MLFLOW.get('error', 'not launched')}")
+    try:
+        return mlflowserver.wait_ready(_MLFLOW["server"])
+    except mlflowserver.MlflowServerError as exc:
+        _MLFLOW["error"] = f"mlflow server failed to start: {exc}"
+        _unavailable(_MLFLOW["error"])

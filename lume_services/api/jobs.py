@@ -83,9 +83,8 @@ class JobRunner:
             service.finish_job(job.job_id, worker=self.worker, error=error, attributes={})
         finally:
             beat.set()
-            upload = job.request.get("upload_dir")
-            if upload:
-                shutil.rmtree(upload, ignore_errors=True)
+            if job.request.get("upload"):
+                shutil.rmtree(uploads(self.context) / Path(job.request["upload"]).name, ignore_errors=True)
 
     def _heartbeat(self, service: Any, job_id: int, done: threading.Event) -> None:
         while not done.wait(self.lease / 4):
@@ -96,7 +95,9 @@ class JobRunner:
 
     def _store(self, service: Any, job: Any) -> Any:
         request = dict(job.request)
-        request.pop("upload_dir", None)
+        upload, name = request.pop("upload", None), request.pop("upload_name", None)
+        if upload is not None:  # an uploaded archive, kept under LUME_HOME/uploads/<upload>/
+            request["source_path"] = str(uploads(self.context) / Path(upload).name / Path(name).name)
         last: dict[str, Optional[str]] = {"step": None}
 
         def progress(step: str, done: Optional[int], total: Optional[int]) -> None:
@@ -107,9 +108,13 @@ class JobRunner:
         return self.context.registrar().store_deployment(service.with_actor(job.actor), progress=progress, **request)
 
 
+def uploads(context: Any) -> Path:
+    return context.settings.home / "uploads"
+
+
 def upload_dir(context: Any) -> Path:
-    """A new private directory for one upload, under LUME_HOME."""
-    base = context.settings.home / "uploads"
+    """A new private directory for one upload, under LUME_HOME/uploads."""
+    base = uploads(context)
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = base / uuid.uuid4().hex
     path.mkdir(mode=0o700)

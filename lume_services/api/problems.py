@@ -85,7 +85,7 @@ def status_of(exc: BaseException) -> int:
 
 def _plain(value: Any, depth: int = 0) -> bool:
     if value is None or isinstance(value, (bool, int, float, str)):
-        return not isinstance(value, str) or len(value) <= 10_000
+        return not isinstance(value, str) or len(value) <= 1000  # never a large value sent back
     if depth < 2 and isinstance(value, (list, tuple)):
         return len(value) <= 100 and all(_plain(v, depth + 1) for v in value)
     if depth < 2 and isinstance(value, dict):

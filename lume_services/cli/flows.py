@@ -79,8 +79,10 @@ def run_command(flow_id: str, parameters_json: str, timeout: Optional[float], va
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--parameters") from None
     from lume_services.config import configure
     from lume_services.models.inputs import check_flow_inputs
+    from lume_services.models.recording import RunRecorder
 
     context = configure()
-    check_flow_inputs(context.model_db_service(), flow_id, parameters, validate)
-    result = context.scheduling_service().run_and_return(flow_id, parameters, timeout=timeout)
-    print_json(result)
+    service = context.model_db_service()
+    check_flow_inputs(service, flow_id, parameters, validate)
+    recorder = RunRecorder.for_flow(service, context.scheduling_service(), flow_id, parameters)
+    print_json(recorder.run_and_return(timeout=timeout))

@@ -12,6 +12,7 @@ from lume_services.cli import (
     events,
     flows,
     history,
+    mlflow,
     models,
     projects,
     runs,
@@ -57,3 +58,4 @@ cli.add_command(events.events)
 cli.add_command(tokens.tokens)
 cli.add_command(serve.serve)
 cli.add_command(runs.runs)
+cli.add_command(mlflow.mlflow)

@@ -1,5 +1,9 @@
 """``lume-services worker``: a Prefect process worker for the registry's pool.
 
+It is Prefect's ``ProcessWorker``, woken by the server's flow-run events as
+well as by its poll (:mod:`lume_services.services.scheduling.worker_loop`),
+so a submitted run starts at once; ``--no-wake`` polls only.
+
 The worker runs as a child process in its own process group. One SIGTERM or
 SIGINT (Ctrl-C) stops it and every process it started (the flow runs), even
 when this command was started in the background by a non-interactive shell
@@ -27,8 +31,15 @@ GRACE_SECONDS = 20.0
 @click.command("worker")
 @click.option("--pool", default=None, help="Work pool to serve (default: LUME_PREFECT__POOL_NAME).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Most flow runs at once.")
+@click.option(
+    "--wake/--no-wake",
+    default=True,
+    show_default=True,
+    help="Start runs as soon as the server reports them scheduled (one event stream), "
+    "not only at the next poll (PREFECT_WORKER_QUERY_SECONDS, default 10 s).",
+)
 @handle_errors
-def worker(pool: Optional[str], limit: Optional[int]) -> None:
+def worker(pool: Optional[str], limit: Optional[int], wake: bool) -> None:
     """Serve the registry's work pool: execute submitted flow runs in their deployments' environments."""
     from lume_services.config import configure
 
@@ -44,9 +55,11 @@ def worker(pool: Optional[str], limit: Optional[int]) -> None:
             "Without one, runs execute inline and need no worker."
         )
     env.setdefault("PREFECT_HOME", str(ctx.settings.home / "prefect"))
-    cmd = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
+    cmd = [sys.executable, "-m", "lume_services.services.scheduling.worker_loop", "--pool", pool]
     if limit:
         cmd += ["--limit", str(limit)]
+    if not wake:
+        cmd.append("--no-wake")
     click.echo(f"Serving work pool {pool!r} at {env['PREFECT_API_URL']} (Ctrl-C or SIGTERM stops it).", err=True)
     sys.exit(supervise(cmd, env))
 

@@ -208,11 +208,7 @@ class Model:
         logs range violations instead of refusing them, ``"none"`` skips
         the check. A refused run raises ValidationError and nothing is submitted.
         """
-        flow_id, params = self._flow_parameters(parameters, validate)
-        scheduling = self._scheduling()
-        run_id = scheduling.run(flow_id, params)
-        self._record_run(scheduling, run_id, flow_id, params)
-        return run_id
+        return self._recorder(parameters, validate).run()
 
     def run_and_return(
         self,
@@ -227,47 +223,19 @@ class Model:
         A run still going after ``timeout`` seconds is cancelled and
         RunTimeoutError raised; a failed run raises FlowFailedError. A flow
         of flows returns ``{"result": <last step's result>, "steps": {<flow
-        name>: <result>}}``. Inputs are checked as by :meth:`run`.
+        name>: <result>}}``. Inputs are checked as by :meth:`run`. The run
+        is recorded (``get_results``).
         """
-        from lume_services.errors import FlowFailedError, RunTimeoutError
+        return self._recorder(parameters, validate).run_and_return(task_name=task_name, timeout=timeout)
+
+    def _recorder(self, parameters: Optional[dict[str, Any]], validate: str) -> Any:
+        from lume_services.models.recording import RunRecorder
 
         flow_id, params = self._flow_parameters(parameters, validate)
-        scheduling = self._scheduling()
-        recorded: list[Any] = []
-
-        def submitted(run_id: str) -> None:
-            recorded.append(self._record_run(scheduling, run_id, flow_id, params))
-
-        try:
-            result = scheduling.run_and_return(flow_id, params, task_name=task_name, timeout=timeout,
-                                               on_submitted=submitted)  # fmt: skip
-        except (FlowFailedError, RunTimeoutError) as exc:
-            state = "cancelled" if isinstance(exc, RunTimeoutError) else "failed"
-            self._finish_run(recorded, state=state, error=str(exc))
-            raise
-        if task_name is None:
-            self._finish_run(recorded, state="completed", result=result)
-        return result
-
-    def _record_run(self, scheduling: Any, run_id: str, flow_id: str, params: dict[str, Any]) -> Any:
-        """Record a submitted run (a registry server records the runs it submits itself)."""
-        if getattr(scheduling, "records_runs", False):
-            return None
         assert self.deployment is not None
-        try:
-            return self.model_db_service.record_run(
-                prefect_run_id=run_id, model_id=self.model_id, flow_id=flow_id, parameters=params,
-                deployment_id=self.deployment.deployment.deployment_id)  # fmt: skip
-        except Exception as exc:  # the run goes on; its record is what is lost
-            log.warning("run %s was submitted but could not be recorded: %s", run_id, exc)
-            return None
-
-    def _finish_run(self, recorded: list[Any], **outcome: Any) -> None:
-        if recorded and recorded[0] is not None:
-            try:
-                self.model_db_service.finish_run(recorded[0].run_id, **outcome)
-            except Exception as exc:
-                log.warning("the outcome of run %s could not be recorded: %s", recorded[0].prefect_run_id, exc)
+        return RunRecorder(self.model_db_service, self._scheduling(), model_id=self.model_id,
+                           deployment_id=self.deployment.deployment.deployment_id, flow_id=flow_id,
+                           parameters=params)  # fmt: skip
 
     def get_results(self, *, deployment_id: Optional[int] = None, state: Optional[str] = "completed",
                     limit: int = 100) -> list[Any]:  # fmt: skip

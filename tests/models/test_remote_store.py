@@ -61,6 +61,8 @@ def test_a_url_and_an_upload_store_through_the_server(client, artifacts, http_ba
     assert legacy.source == f"upload:{artifacts['legacy'].name}" and not legacy.is_live
     assert service.get_deployment(deployment_id=legacy.deployment_id).version == "0.0.9"
     assert list((shared_home / "uploads").glob("*")) == []  # the upload is removed after its job
+    upload_job = service.list_jobs(limit=1).items[0]
+    assert "source_path" not in upload_job.request and str(shared_home) not in str(upload_job)  # no server path
 
     with pytest.raises(DeploymentConflictError) as conflict:  # same version, other bytes: the same error
         model.store_deployment(str(artifacts["wheel"]), project_name="test")

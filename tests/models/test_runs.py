@@ -45,6 +45,11 @@ class TestRunAndReturn:
         model = Model(model_id=deployed.model_id)  # lazily loads the latest deployment
         assert model.run_and_return({"input1": 1.5, "input2": 2.0}) == {"sum": 5.0, "inputs": [1.5, 2.0]}
         assert model.run_and_return({"input1": 4.0}, task_name="double") == 8.0
+        second, first = model.get_results()  # recorded, newest first, with the flow's result
+        assert (first.parameters, first.result, first.state) == ({"input1": 1.5, "input2": 2.0},
+                                                                {"sum": 5.0, "inputs": [1.5, 2.0]}, "completed")
+        assert second.result == {"sum": 10.0, "inputs": [4.0, 2.0]} and second.finished is not None
+        assert first.actor == model.model_db_service.actor
 
     def test_unknown_task_names_the_flows_tasks(self, deployed):
         with pytest.raises(TaskNotInFlowError, match="add, double"):
@@ -77,12 +82,15 @@ class TestRunAndReturn:
             deployed.run_and_return({"fail": True})
         run = config.context.scheduling_service().read_run(info.value.flow_run_id)
         assert run.state.is_failed()
+        [record] = deployed.get_results(state="failed")
+        assert record.prefect_run_id == info.value.flow_run_id and "refused these inputs" in record.error
 
     def test_timeout_cancels_the_run_on_the_server(self, deployed):
         with pytest.raises(RunTimeoutError) as info:
             deployed.run_and_return({"sleep": 120.0}, timeout=3)
         run = config.context.scheduling_service().read_run(info.value.flow_run_id)
         assert run.state.is_cancelled()
+        assert [r.state for r in deployed.get_results(state=None)] == ["cancelled"]
 
     def test_run_returns_the_id_at_once(self, deployed):
         run_id = deployed.run({"input1": 2.0})
@@ -137,3 +145,15 @@ class TestWorker:
         with running_worker():  # stopped with one SIGTERM, leaving no process behind
             result = Model(model_id=deployed.model_id).run_and_return({"input1": 3.0}, timeout=180)
         assert result == {"sum": 8.0, "inputs": [3.0, 2.0]}
+
+    def test_the_worker_starts_a_run_when_the_server_reports_it_scheduled_not_at_its_next_poll(
+        self, deployed, prefect_server, monkeypatch
+    ):
+        monkeypatch.setenv("LUME_PREFECT__EXECUTOR", "worker")
+        config.configure()
+        model = Model(model_id=deployed.model_id)
+        # It polls once an hour: only the flow-run event can make it start these within the timeout.
+        with running_worker(query_seconds="3600", wait_until_listening=True):
+            first = model.run_and_return({"input1": 3.0}, timeout=90)
+            second = model.run_and_return({"input1": 4.0}, timeout=90)
+        assert (first, second) == ({"sum": 8.0, "inputs": [3.0, 2.0]}, {"sum": 10.0, "inputs": [4.0, 2.0]})

@@ -86,9 +86,9 @@ def upload_deployment(
     with open(path, "wb") as out:
         while chunk := archive.file.read(CHUNK):
             out.write(chunk)
-    arguments = dict(model_id=model_id, source_path=str(path), project_name=project_name, is_live=is_live,
-                     image=image, expected_sha256=expected_sha256, recorded_source=f"upload:{name}",
-                     upload_dir=str(directory))  # fmt: skip
+    arguments = dict(model_id=model_id, project_name=project_name, is_live=is_live, image=image,
+                     expected_sha256=expected_sha256, recorded_source=f"upload:{name}",
+                     upload=directory.name, upload_name=name)  # fmt: skip (no server path in the job)
     try:
         return _submit(request, access, response, arguments)
     except BaseException:

@@ -33,6 +33,7 @@ from lume_services.services.models.records import (
     ModelRecord,
     Page,
     ProjectRecord,
+    records_builder,
 )
 from lume_services.services.models.validation import (
     check_values,
@@ -112,7 +113,9 @@ def fetch_first(
 def fetch_all(
     session: Union[Session, Connection], stmt: Select[Any], params: Mapping[str, Any], record: Any
 ) -> list[Any]:
-    return [record.model_validate(row) for row in session.execute(stmt, params)]
+    """Every row of ``stmt`` as a ``record``, built without validating again (``records_builder``)."""
+    result = session.execute(stmt, params)
+    return records_builder(record, tuple(result.keys()))(result.all())  # all(): one fetchall, not one per row
 
 
 @functools.lru_cache(maxsize=32)

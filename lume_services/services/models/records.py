@@ -6,8 +6,11 @@ names match the spec's column names (``sha256``, ``deployment_id``...).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Generic, Optional, TypeVar
+from operator import itemgetter
+from typing import Any, ClassVar, Generic, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -27,6 +30,9 @@ UNSET: Any = _Unset()  # "not given", where None is a meaningful value (expected
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
+    # Fields whose NULL column reads as an empty dict (their validator says so too).
+    null_as_empty: ClassVar[tuple[str, ...]] = ()
+
 
 def _no_tags(value: Any) -> Any:
     """A tags column's NULL reads as no tags."""
@@ -44,6 +50,7 @@ class ModelRecord(Record):
     require_approval: bool = False
     tags: dict[str, str] = {}
 
+    null_as_empty: ClassVar[tuple[str, ...]] = ("tags",)
     _tags = field_validator("tags", mode="before")(_no_tags)
 
 
@@ -60,6 +67,7 @@ class DeploymentRecord(Record):
     is_live: bool
     tags: dict[str, str] = {}
 
+    null_as_empty: ClassVar[tuple[str, ...]] = ("tags",)
     _tags = field_validator("tags", mode="before")(_no_tags)
 
 
@@ -173,6 +181,63 @@ class LiveAt(Record):
     model: ModelRecord
     deployment: DeploymentRecord
     interval: LiveIntervalRecord
+
+
+_set_fields = BaseModel.__pydantic_fields_set__.__set__  # type: ignore[attr-defined]
+_set_extra = BaseModel.__pydantic_extra__.__set__  # type: ignore[attr-defined]
+_set_private = BaseModel.__pydantic_private__.__set__  # type: ignore[attr-defined]
+_set_dict = object.__setattr__
+
+
+@functools.lru_cache(maxsize=256)
+def records_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[Iterable[Sequence[Any]]], list[Any]]:
+    """A function building ``record``s from database rows whose columns are ``keys``, without validating.
+
+    Rows read back were validated when they were written, and the column
+    types already give what the fields hold (aware UTC datetimes, bools,
+    decoded JSON), so validating them again only costs time: this builds the
+    same frozen records that ``record.model_validate(row)`` gives (equal, same
+    field order, same fields set), at a fraction of its cost (one loop, no
+    call per row). Columns that are not fields are ignored; a field without a
+    column takes its default. Only flat records (no nested record fields) qualify.
+    """
+    fields = record.model_fields
+    for name, info in fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            raise TypeError(f"{record.__name__}.{name} is a nested record: build it with model_validate")
+        if name not in keys and info.is_required():
+            raise TypeError(f"{record.__name__} needs a column {name!r}; the row has {list(keys)}")
+    names = tuple(name for name in fields if name in keys)
+    defaults = tuple(name for name in fields if name not in keys)
+    empty = tuple(name for name in record.null_as_empty if name in names)
+    pick = itemgetter(*(keys.index(name) for name in names))
+    if len(names) == 1:
+        single = pick
+        pick = lambda row: (single(row),)  # noqa: E731
+    new = object.__new__
+
+    def complete(given: dict[str, Any]) -> dict[str, Any]:
+        return {n: given[n] if n in given else fields[n].get_default(call_default_factory=True) for n in fields}
+
+    def build(rows: Iterable[Sequence[Any]]) -> list[Any]:
+        built = []
+        append = built.append
+        for row in rows:
+            values = dict(zip(names, pick(row)))
+            for name in empty:
+                if values[name] is None:
+                    values[name] = {}
+            if defaults:
+                values = complete(values)
+            one = new(record)
+            _set_dict(one, "__dict__", values)
+            _set_fields(one, set(names))
+            _set_extra(one, None)
+            _set_private(one, None)
+            append(one)
+        return built
+
+    return build
 
 
 class Page(BaseModel, Generic[T]):

@@ -30,6 +30,7 @@ from lume_services.services.models.event_ops import EventOps
 from lume_services.services.models.flow_ops import FlowOps
 from lume_services.services.models.job_ops import JobOps
 from lume_services.services.models.live_ops import LiveOps
+from lume_services.services.models.mirror_ops import MirrorOps
 from lume_services.services.models.model_ops import ModelOps
 from lume_services.services.models.run_ops import RunOps
 from lume_services.services.models.tag_ops import TagOps
@@ -40,8 +41,8 @@ __all__ = ["ModelDBService"]
 
 
 class ModelDBService(
-    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, AuditOps, EventOps, WebhookOps, DeliveryOps,
-    TokenOps, JobOps, RunOps,
+    ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, MirrorOps, AuditOps, EventOps, WebhookOps,
+    DeliveryOps, TokenOps, JobOps, RunOps,
 ):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 

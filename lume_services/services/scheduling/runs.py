@@ -38,6 +38,7 @@ from lume_services.errors import (
 )
 
 POLL_SECONDS = 0.2
+TASK_RUNS_SETTLE_SECONDS = 3.0  # how long a finished run's task runs may take to be recorded
 NOT_SUBMITTED = "Nothing was submitted."
 
 
@@ -193,14 +194,22 @@ def flow_result(client: Any, run: Any, task_name: Optional[str], flow_name: str)
         return _state_result(run.state, str(run.id))
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-    names = {_task_name(t): t for t in tasks}
-    if task_name not in names:
+    # The server records task runs from the events their flow run sends, which may
+    # arrive just after the flow run is final: look again for a little while.
+    settle = time.monotonic() + TASK_RUNS_SETTLE_SECONDS
+    while True:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        names = {_task_name(t): t for t in tasks}
+        task = names.get(task_name)
+        state = task.state if task is not None else None
+        if (state is not None and state.is_final()) or time.monotonic() > settle:
+            break
+        time.sleep(POLL_SECONDS)
+    if task is None:
         raise TaskNotInFlowError(flow_name, task_name, names)
-    task = names[task_name]
-    if not task.state.is_completed():
-        raise TaskNotCompletedError(task_name, task.state.type.value)
-    return _state_result(task.state, str(run.id))
+    if state is None or not state.is_completed():
+        raise TaskNotCompletedError(task_name, state.type.value if state is not None else "not recorded")
+    return _state_result(state, str(run.id))
 
 
 def _task_name(task_run: Any) -> str:
