@@ -6,15 +6,22 @@ UV := $(VENV)/bin/uv
 # The demo keeps its embedded registry inside the checkout, not in ~/.lume-services.
 DEMO_HOME ?= $(CURDIR)/.lume-home
 
-.PHONY: venv demo test test-servers schema openapi lint clean
+.PHONY: venv lock demo test test-servers schema openapi lint clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The versions pinned in uv.lock (--locked: refused if uv.lock is not current with pyproject.toml),
+# the project editable with the `all` extra (pip only bootstraps uv, once). --inexact keeps what
+# else was installed (the bench extra, below) instead of uninstalling it.
+$(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(PY) -e '.[all]'
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
+	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --quiet --locked --inexact --extra all
 	touch $@
+
+# After changing dependencies in pyproject.toml: re-resolve uv.lock (commit it; a test checks it is current).
+lock: venv
+	$(UV) lock
 
 demo: venv
 	LUME_HOME=$(DEMO_HOME) $(PY) examples/demo.py

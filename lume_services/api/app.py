@@ -57,7 +57,7 @@ def create_app(context: Optional[Any] = None) -> FastAPI:
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)  # fmt: skip
     app.state.context = context
     for module in (models, deployments, live, registry, jobs, runs, tokens):
-        app.include_router(module.router, prefix=PREFIX)
+        app.include_router(module.router, prefix=PREFIX, responses=problems.RESPONSES)
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
 
@@ -66,7 +66,7 @@ def create_app(context: Optional[Any] = None) -> FastAPI:
         """The process is up (nothing else is checked)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses={503: problems.RESPONSES[503]})
     def readyz() -> JSONResponse:
         """The database answers and its schema is the one this server expects."""
         try:

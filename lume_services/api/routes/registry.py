@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Optional
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
@@ -39,7 +40,7 @@ def create_project(body: ProjectCreate, access: Writer, response: Response) -> P
     """Record a project (its Prefect work queue is created by the scheduling service)."""
     access.require_unrestricted("Creating a project")
     name = access.service.store_project(project_name=body.project_name, description=body.description)
-    response.headers["Location"] = f"/api/v1/projects/{name}"
+    response.headers["Location"] = f"/api/v1/projects/{quote(name, safe='')}"  # any text: one path segment
     return access.service.get_project(project_name=name)
 
 
