@@ -46,6 +46,7 @@ from test_filters import READS, VALUES
 from lume_services.errors import ConflictError, LUMEServicesError, ValidationError
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig
 from lume_services.services.models.db.schema import Base
+from lume_services.services.models.mirror_ops import MirrorPlan
 from lume_services.services.models.service import ModelDBService
 from lume_services.variables.formats import read_variables
 
@@ -303,6 +304,38 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "replay_since": call(dict(webhook_id=ref("webhook"), since=AT, limit=optional(BATCH))),
     "derive_deliveries": call(dict(batch_size=optional(BATCH))),
     "claim_deliveries": call(dict(worker=st.just("fuzz:1:x"), limit=optional(BATCH), webhook_id=optional(ref("webhook")))),
+    # API tokens, the server's jobs and run records
+    "create_token": call(dict(name=st.sampled_from(["fuzzer", "op.1", "two words"]),
+                              scope=optional(st.sampled_from(["read", "write", "admin", "root"])),
+                              project_name=optional(PROJECT),
+                              expires_in=optional(st.sampled_from([timedelta(days=1), timedelta(0)])))),
+    "list_tokens": call(dict(include_revoked=optional(st.booleans()))),
+    "revoke_token": call(dict(name=st.sampled_from(["fuzzer", "nobody"]))),
+    "authenticate": call(dict(token=st.sampled_from(["lume_unknown", "no-prefix", ""]))),
+    "submit_job": call(dict(kind=st.sampled_from(["store_deployment", "bogus"]),
+                            request=st.sampled_from([{"model_id": 1}, {}])),),
+    "get_job": call(dict(job_id=st.integers(1, 4))),
+    "list_jobs": call(dict(actor=optional(NAME), state=optional(st.sampled_from(["queued", "bogus"])),
+                           limit=optional(BATCH), after=optional(st.integers(0, 10)))),
+    "claim_job": call(dict(worker=st.just("fuzz:1:x"), lease=st.sampled_from([60, 0.5]))),
+    "heartbeat_job": call(dict(job_id=st.integers(1, 4), worker=st.just("fuzz:1:x"),
+                               step=optional(st.just("install")))),
+    "finish_job": call(dict(job_id=st.integers(1, 4), worker=st.just("fuzz:1:x"),
+                            result=optional(st.just({"deployment_id": 1})))),
+    "record_run": call(dict(prefect_run_id=st.uuids().map(str), model_id=ref("model"),
+                            deployment_id=ref("deployment"), flow_id=FLOW_ID, parameters=st.just({"x": 1.0}))),
+    "finish_run": call(dict(run_id=st.integers(1, 4), state=st.sampled_from(["completed", "failed", "bogus"]),
+                            result=optional(st.just({"y": 2})), error=optional(st.just("the model refused")))),
+    "get_run": call(dict(run_id=st.integers(1, 4))),
+    "list_runs": call(dict(model_id=optional(ref("model")), deployment_id=optional(ref("deployment")),
+                           state=optional(st.sampled_from(["completed", "bogus"])), limit=optional(BATCH),
+                           after=optional(st.integers(0, 10)))),
+    # the MLflow bridge's two calls
+    "mirror_state": call(dict(tags=st.sampled_from([{"mlflow.tracking_uri": "https://mlflow.example.org"}, {}]))),
+    "store_mirrored_model": call(dict(plan=st.builds(
+        MirrorPlan, model=st.just({"author": "a", "laboratory": "slac", "facility": "lcls", "beampath": "b",
+                                   "description": "mirrored"}),
+        model_id=st.none(), model_tags=st.just({"mlflow.name": "m"}), owner=st.just(("mlflow.name", "m"))))),
 }  # fmt: skip
 BULK = {"store_models", "store_deployments", "import_records"}
 

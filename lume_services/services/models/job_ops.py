@@ -11,6 +11,7 @@ changes is recorded by the change itself (audit events, as the job's actor).
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -31,6 +32,24 @@ INTERRUPTED = ("The server running this job stopped before it finished (no heart
                "nothing was recorded by it. Submit it again.")  # fmt: skip
 
 
+def check_json(field: str, value: Any, consequence: str = "Nothing was stored.") -> Any:
+    """``value`` if it is a JSON object (a dict that json can write); else ValidationError."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field, "(not JSON)", f"expected a JSON object ({exc})", consequence) from None
+    if not isinstance(value, dict):
+        raise ValidationError(field, value, "expected a JSON object", consequence)
+    return value
+
+
+def check_lease(lease: Any) -> float:
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 0 < lease <= 86400:
+        raise ValidationError("lease", lease, "expected a number of seconds, above 0 and at most 86400",
+                              "Nothing was claimed.")  # fmt: skip
+    return float(lease)
+
+
 def check_worker(worker: Any) -> str:
     if not isinstance(worker, str) or not 0 < len(worker) <= WORKER_LENGTH or not worker.isprintable():
         raise ValidationError("worker", worker, f"expected 1 to {WORKER_LENGTH} printable characters",
@@ -41,8 +60,9 @@ def check_worker(worker: Any) -> str:
 class JobOps(ServiceBase):
     def submit_job(self, kind: str, request: dict[str, Any]) -> JobRecord:
         """Queue a job of ``kind`` with its (JSON) request, as this service's actor."""
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise ValidationError("job kind", kind, f"expected one of {', '.join(KINDS)}")
+        check_json("job request", request)
 
         def work(change: Change) -> JobRecord:
             row = dict(kind=kind, actor=change.actor, state="queued", step=None, request=request, result=None,
@@ -78,6 +98,7 @@ class JobOps(ServiceBase):
     def claim_job(self, *, worker: str, lease: float) -> Optional[JobRecord]:
         """The oldest queued job, now running for ``worker``; first fails jobs whose runner went quiet."""
         check_worker(worker)
+        lease = check_lease(lease)
 
         def work(change: Change) -> Optional[JobRecord]:
             stale = change.now - timedelta(seconds=lease)
@@ -99,8 +120,12 @@ class JobOps(ServiceBase):
 
     def heartbeat_job(self, job_id: int, *, worker: str, step: Optional[str] = None) -> bool:
         """Say the job is still being worked on (at ``step``); False if it is no longer this worker's."""
+        check_value(Job, "job_id", job_id, as_filter=True)
+        check_worker(worker)
         values: dict[str, Any] = {}
         if step is not None:
+            if not isinstance(step, str):
+                raise ValidationError("step", step, "expected text", "Nothing was changed.")
             values["step"] = step[:64]
 
         def work(change: Change) -> bool:
@@ -114,6 +139,14 @@ class JobOps(ServiceBase):
     def finish_job(self, job_id: int, *, worker: str, result: Optional[dict[str, Any]] = None,
                    error: Optional[BaseException] = None, attributes: Optional[dict[str, Any]] = None) -> bool:  # fmt: skip
         """Record the outcome (``result``, or ``error`` with its plain ``attributes``); False if not ours."""
+        check_value(Job, "job_id", job_id, as_filter=True)
+        check_worker(worker)
+        if result is not None:
+            check_json("job result", result)
+        if attributes is not None:
+            check_json("error attributes", attributes)
+        if error is not None and not isinstance(error, BaseException):
+            raise ValidationError("error", error, "expected an exception", "Nothing was changed.")
         if error is None:
             values: dict[str, Any] = dict(state="succeeded", result=result)
         else:

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from sqlalchemy import bindparam, select
 
-from lume_services.errors import ConflictError
+from lume_services.errors import ConflictError, ValidationError
 from lume_services.services.models.db.schema import Deployment, Model
 from lume_services.services.models.model_ops import FIND_MODEL
 from lume_services.services.models.queries import (
@@ -96,6 +96,8 @@ class MirrorOps(ServiceBase):
 
     def store_mirrored_model(self, plan: MirrorPlan) -> int:
         """Write one mirrored model's changes in one transaction; returns its model_id."""
+        if not isinstance(plan, MirrorPlan):
+            raise ValidationError("plan", plan, "expected a MirrorPlan (lume_services.mlflow builds them)")
         identity = check_values(Model, dict(plan.model)) if plan.model_id is None else {}
         model_tags = check_tags(dict(plan.model_tags))
         new = [_checked(plan, d) for d in plan.new_deployments]

@@ -53,8 +53,9 @@ class RunOps(ServiceBase):
     def record_run(self, *, prefect_run_id: str, model_id: int, deployment_id: int, flow_id: str,
                    parameters: dict[str, Any]) -> RunRecord:  # fmt: skip
         """Record a run just submitted, as this service's actor."""
-        check_value(FlowRun, "prefect_run_id", prefect_run_id)
-        check_value(FlowRun, "flow_id", flow_id)
+        for column, value in (("prefect_run_id", prefect_run_id), ("flow_id", flow_id), ("model_id", model_id),
+                              ("deployment_id", deployment_id)):  # fmt: skip
+            check_value(FlowRun, column, value)
 
         def work(change: Change) -> RunRecord:
             row = dict(prefect_run_id=prefect_run_id, model_id=model_id, deployment_id=deployment_id,
@@ -67,7 +68,8 @@ class RunOps(ServiceBase):
 
     def finish_run(self, run_id: int, *, state: str, result: Any = None, error: Optional[str] = None) -> RunRecord:
         """Record a run's outcome (``state`` completed, failed or cancelled; or running)."""
-        if state not in RUN_STATES or state == "submitted":
+        check_value(FlowRun, "run_id", run_id, as_filter=True)
+        if not isinstance(state, str) or state not in RUN_STATES or state == "submitted":
             raise ValidationError("run state", state, f"expected one of {', '.join(RUN_STATES[1:])}")
         values: dict[str, Any] = {"state": state}
         if state != "running":
