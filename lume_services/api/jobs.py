@@ -6,7 +6,9 @@ job's actor, and records the outcome: the DeploymentRecord, or the error's
 class, message and attributes (``step``). Claiming first fails jobs whose
 runner stopped heartbeating (their server was stopped or killed), so a job
 is never left running. A request that submits a job wakes this process's
-runners at once; the others poll.
+runners at once; the others poll. An upload's job is run by the process
+that received it (its archive is on that server's disk), claimed for it
+when it is submitted; a store by URL may run on any replica.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class JobRunner:
         self.wake()
         for thread in self._threads:
             thread.join(timeout=5)
+
+    def run_here(self, job: Any) -> None:
+        """Run a job already claimed for this runner (an upload received by this process), in its own thread."""
+        service = self.context.model_db_service()
+        threading.Thread(target=self.run, args=(service, job), name=f"lume-job-{job.job_id}", daemon=True).start()
 
     def wake(self) -> None:
         with self._wake:

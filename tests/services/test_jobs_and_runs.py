@@ -29,6 +29,12 @@ class TestJobs:
         done = service.get_job(job.job_id)
         assert (done.state, done.result, done.done) == ("succeeded", {"deployment_id": 3}, True)
 
+    def test_an_upload_is_claimed_for_the_server_that_received_it(self, service) -> None:
+        job = service.submit_job("store_deployment", REQUEST, worker="receiver")
+        assert (job.state, job.worker) == ("running", "receiver") and job.heartbeat is not None
+        assert service.claim_job(worker="other-replica", lease=60) is None  # never run elsewhere
+        assert service.finish_job(job.job_id, worker="receiver", result={"deployment_id": 1})
+
     def test_concurrent_runners_never_claim_one_job_twice(self, service) -> None:
         jobs = [service.submit_job("store_deployment", REQUEST).job_id for _ in range(6)]
         claimed: list[int] = []

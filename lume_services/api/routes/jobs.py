@@ -11,14 +11,14 @@ end, gives the DeploymentRecord or the error (with its ``step``).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from lume_services.api.bodies import DeploymentCreate
 from lume_services.api.deps import Access, Reader, Writer, server_scheduling
 from lume_services.api.routes.common import After, Limit
-from lume_services.errors import ScopeError, SourceError, ValidationError
+from lume_services.errors import SchedulingNotConfiguredError, ScopeError, SourceError, ValidationError
 from lume_services.services.models.job_records import JobRecord
 from lume_services.services.models.records import Page
 
@@ -34,13 +34,26 @@ def _check_project(access: Access, project_name: str) -> None:
                          "A project-limited token stores deployments in its own project only.")  # fmt: skip
 
 
-def _submit(request: Request, access: Access, response: Response, arguments: dict) -> JobRecord:
+def _runner(request: Request) -> Any:
+    runner = getattr(request.app.state, "job_runner", None)
+    if runner is None:
+        raise SchedulingNotConfiguredError(
+            "this server process runs no jobs (LUME_API__JOB_THREADS=0), so it takes no uploads; send the "
+            "upload to a server with job threads, or store from an https URL"
+        )
+    return runner
+
+
+def _submit(request: Request, access: Access, response: Response, arguments: dict, *, here: bool = False) -> JobRecord:
+    """Queue the store (``here``: run it in this process, whose disk holds the upload)."""
     server_scheduling(request)  # a store registers with the server's Prefect: refuse now if there is none
     access.service.get_model(model_id=arguments["model_id"])
     access.service.get_project(project_name=arguments["project_name"])
-    job = access.service.submit_job("store_deployment", arguments)
-    runner = getattr(request.app.state, "job_runner", None)
-    if runner is not None:
+    runner = _runner(request) if here else getattr(request.app.state, "job_runner", None)
+    job = access.service.submit_job("store_deployment", arguments, worker=runner.worker if here else None)
+    if here:
+        runner.run_here(job)
+    elif runner is not None:
         runner.wake()
     response.headers["Location"] = f"/api/v1/jobs/{job.job_id}"
     return job
@@ -77,6 +90,7 @@ def upload_deployment(
     from lume_services.api.jobs import upload_dir
 
     _check_project(access, project_name)
+    _runner(request)
     name = archive.filename or ""
     if ARCHIVE_NAME.fullmatch(name) is None:
         raise ValidationError("archive name", name, "expected a package file name ending in .whl, .tar.gz or "
@@ -90,7 +104,7 @@ def upload_deployment(
                      expected_sha256=expected_sha256, recorded_source=f"upload:{name}",
                      upload=directory.name, upload_name=name)  # fmt: skip (no server path in the job)
     try:
-        return _submit(request, access, response, arguments)
+        return _submit(request, access, response, arguments, here=True)
     except BaseException:
         import shutil
 

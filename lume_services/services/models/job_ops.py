@@ -58,16 +58,23 @@ def check_worker(worker: Any) -> str:
 
 
 class JobOps(ServiceBase):
-    def submit_job(self, kind: str, request: dict[str, Any]) -> JobRecord:
-        """Queue a job of ``kind`` with its (JSON) request, as this service's actor."""
+    def submit_job(self, kind: str, request: dict[str, Any], *, worker: Optional[str] = None) -> JobRecord:
+        """Queue a job of ``kind`` with its (JSON) request, as this service's actor.
+
+        With ``worker`` the job starts running for that worker at once instead
+        (an upload, whose archive is on the disk of the server that received it).
+        """
         if not isinstance(kind, str) or kind not in KINDS:
             raise ValidationError("job kind", kind, f"expected one of {', '.join(KINDS)}")
         check_json("job request", request)
+        if worker is not None:
+            check_worker(worker)
 
         def work(change: Change) -> JobRecord:
-            row = dict(kind=kind, actor=change.actor, state="queued", step=None, request=request, result=None,
-                       error=None, error_type=None, error_attributes=None, created=change.now, started=None,
-                       finished=None, heartbeat=None, worker=None)  # fmt: skip
+            now = None if worker is None else change.now
+            row = dict(kind=kind, actor=change.actor, state="queued" if worker is None else "running", step=None,
+                       request=request, result=None, error=None, error_type=None, error_attributes=None,
+                       created=change.now, started=now, finished=None, heartbeat=now, worker=worker)  # fmt: skip
             job_id = change.execute(insert(JOBS), row).inserted_primary_key[0]
             return JobRecord(job_id=job_id, **row)
 
