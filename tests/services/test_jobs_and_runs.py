@@ -107,3 +107,12 @@ class TestRuns:
             service.finish_run(999, state="completed")
         with pytest.raises(ValidationError, match="run state"):
             service.finish_run(1, state="exploded")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+@pytest.mark.parametrize("parameters", [None, [1, 2], "x=1"])
+def test_a_runs_parameters_must_be_a_mapping(service, parameters) -> None:
+    """Found by the property test: None was stored, then refused by the record (not our error)."""
+    with pytest.raises(ValidationError, match="expected a mapping"):
+        service.record_run(prefect_run_id="r-1", model_id=1, deployment_id=1, flow_id="f", parameters=parameters)
+    assert service.list_runs().items == []

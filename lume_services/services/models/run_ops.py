@@ -56,6 +56,8 @@ class RunOps(ServiceBase):
         for column, value in (("prefect_run_id", prefect_run_id), ("flow_id", flow_id), ("model_id", model_id),
                               ("deployment_id", deployment_id)):  # fmt: skip
             check_value(FlowRun, column, value)
+        if not isinstance(parameters, dict):
+            raise ValidationError("parameters", parameters, "expected a mapping of parameter names to values")
 
         def work(change: Change) -> RunRecord:
             row = dict(prefect_run_id=prefect_run_id, model_id=model_id, deployment_id=deployment_id,
