@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import dbservers  # noqa: E402
+from factories import emptied  # noqa: E402
 
 from lume_services import migrations  # noqa: E402
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig  # noqa: E402
-from lume_services.services.models.db.schema import Base  # noqa: E402
 from lume_services.services.models.service import ModelDBService  # noqa: E402
 
 ALL_DIALECTS = ("sqlite", "mariadb", "postgresql")
@@ -118,17 +117,22 @@ def fresh_db_url(request: pytest.FixtureRequest, server_pool: ServerPool, tmp_pa
 
 @pytest.fixture(scope="session")
 def migrated_dbs(server_pool: ServerPool, tmp_path_factory: pytest.TempPathFactory):
-    """One migrated ModelDB per dialect for the whole session (built on demand)."""
-    dbs: dict[str, ModelDB] = {}
+    """Migrated ModelDBs for the whole session, one per dialect and name (built on demand).
+
+    ``name`` keeps apart databases that long-lived processes use: the API tests'
+    servers run job runners that claim any queued job of their database, so they
+    get one of their own (see tests/api/conftest.py).
+    """
+    dbs: dict[tuple[str, str], ModelDB] = {}
     base = tmp_path_factory.mktemp("registries")
 
-    def get(dialect: str) -> ModelDB:
-        if dialect not in dbs:
-            url = _new_database_url(dialect, server_pool, base, "lume_registry")
+    def get(dialect: str, name: str = "lume_registry") -> ModelDB:
+        if (dialect, name) not in dbs:
+            url = _new_database_url(dialect, server_pool, base, name)
             db = ModelDB(ModelDBConfig(url=url))
             migrations.upgrade(db)
-            dbs[dialect] = db
-        return dbs[dialect]
+            dbs[dialect, name] = db
+        return dbs[dialect, name]
 
     yield get
     for db in dbs.values():
@@ -143,11 +147,7 @@ def dialect(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def model_db(dialect: str, migrated_dbs) -> ModelDB:
     """A migrated, empty model database on each selected dialect."""
-    db = migrated_dbs(dialect)
-    with db.session() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(delete(table))
-    return db
+    return emptied(migrated_dbs(dialect))
 
 
 @pytest.fixture

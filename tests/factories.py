@@ -6,12 +6,20 @@ import hashlib
 import itertools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from lume_services.services.models.db.schema import Base
 from lume_services.services.models.service import ModelDBService
 
 _seq = itertools.count(1)
+
+
+def emptied(db: Any) -> Any:
+    """The ModelDB ``db`` with every table emptied."""
+    with db.session() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+    return db
 
 
 def sha(text: Any) -> str:

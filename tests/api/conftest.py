@@ -1,9 +1,11 @@
 """Fixtures of the API tests: one real server per dialect for the session, tokens of every kind per test.
 
 The server (uvicorn, `lume-services serve`; two worker processes on MariaDB
-and PostgreSQL) runs on the session's migrated database of its dialect; the
-``model_db`` fixture empties that database before each test, and tests set
-data up through the in-process service on the same database.
+and PostgreSQL) runs on a migrated database of its own per dialect, named
+``lume_api``: its job runners claim every queued job of their database for the
+rest of the session, so they must never see another test module's jobs. Here
+``model_db`` is that database, emptied before each test, and tests set data up
+through the in-process service on the same database.
 """
 
 from __future__ import annotations
@@ -16,10 +18,19 @@ from typing import Any, Optional
 import httpx
 import pytest
 from apiserver import ApiServer, start_api_server
+from factories import emptied
 from sqlalchemy import update
 
 from lume_services.services.models.db.schema import ApiToken, utcnow
 from lume_services.services.models.service import ModelDBService
+
+API_DB = "lume_api"
+
+
+@pytest.fixture
+def model_db(dialect: str, migrated_dbs: Any) -> Any:
+    """The API servers' database of ``dialect``, emptied for this test."""
+    return emptied(migrated_dbs(dialect, API_DB))
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +42,7 @@ def api_servers(migrated_dbs: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         if dialect in failed:
             pytest.fail(failed[dialect], pytrace=False)
         if dialect not in servers:
-            db = migrated_dbs(dialect)
+            db = migrated_dbs(dialect, API_DB)
             url = db.engine.url.render_as_string(hide_password=False)
             try:
                 servers[dialect] = start_api_server(tmp_path_factory.mktemp(f"api-{dialect}"), url,
