@@ -20,7 +20,10 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	touch $@
 
 # After changing dependencies in pyproject.toml: re-resolve uv.lock (commit it; a test checks it is current).
-lock: venv
+# (Not through `venv`: its --locked sync refuses a pyproject.toml that uv.lock does not match yet.)
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) lock
 
 demo: venv

@@ -324,6 +324,16 @@ class ScopeError(PermissionDeniedError):
         )
 
 
+class CsrfError(PermissionDeniedError):
+    """A web UI form without its page's CSRF value: sent from another site, or from an ended session's page."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The form is not from this site's page of your session (CSRF check failed); "
+            "reload the page and try again. Nothing was changed."
+        )
+
+
 class ApprovalRequiredError(PermissionDeniedError):
     """A protected model's live deployment changes only through an approved request."""
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the MariaDB and PostgreSQL server binaries used by tests/dbservers.py
-# are installed (Debian/Ubuntu).  Idempotent: does nothing when both are present.
+# Make sure the MariaDB and PostgreSQL server binaries used by tests/dbservers.py,
+# and the headless Chromium with its driver used by the web UI's tests
+# (tests/browser.py), are installed (Debian/Ubuntu).  Idempotent: does nothing when both are present.
 # Only installs packages; never starts the system services (tests/dbservers.py
 # runs its own throwaway servers).
 set -euo pipefail
@@ -26,12 +27,18 @@ describe() {
     local pg
     pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
     echo "MariaDB: $(command -v mariadbd || command -v mysqld);" \
-        "PostgreSQL: ${pg:-$(dirname "$(command -v initdb)")}"
+        "PostgreSQL: ${pg:-$(dirname "$(command -v initdb)")};" \
+        "Chromium: $(command -v chromium || command -v chromium-browser)"
 }
 
 missing=()
 have_mariadb || missing+=(mariadb-server mariadb-client)
 have_postgres || missing+=(postgresql)
+have_chromium() {
+    { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 &&
+        { command -v chromedriver || [[ -x /usr/lib/chromium/chromedriver ]]; } >/dev/null 2>&1
+}
+have_chromium || missing+=(chromium chromium-driver)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "install_test_servers: already installed -- $(describe)"
@@ -55,10 +62,9 @@ if [[ ! -e $policy ]]; then
 fi
 
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    mariadb-server mariadb-client postgresql >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-if ! have_mariadb || ! have_postgres; then
+if ! have_mariadb || ! have_postgres || ! have_chromium; then
     echo "install_test_servers: installed ${missing[*]} but server binaries are still missing" >&2
     exit 1
 fi

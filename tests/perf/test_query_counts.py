@@ -58,6 +58,8 @@ READS: dict[str, tuple[Read, Callable[[int], int], int]] = {
         lambda n: n,
         1,
     ),
+    "list_beamlines": (lambda x: x.service.list_beamlines(), lambda n: 1, 1),  # every model is on cu_hxr
+    "get_live_of a page": (lambda x: list(x.service.get_live_of(x.models[:100]).values()), lambda n: min(n, 100), 1),
     "list_audit_events of a model": (
         lambda x: x.service.list_audit_events(model_id=x.model.model_id, limit=100).items,
         lambda n: min(n, 100),

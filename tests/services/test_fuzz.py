@@ -330,6 +330,13 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "list_runs": call(dict(model_id=optional(ref("model")), deployment_id=optional(ref("deployment")),
                            state=optional(st.sampled_from(["completed", "bogus"])), limit=optional(BATCH),
                            after=optional(st.integers(0, 10)))),
+    # the web UI's sessions and overviews
+    "open_session": call(dict(token=st.sampled_from(["lume_unknown", "no-prefix", ""]),
+                              lifetime=optional(st.sampled_from([timedelta(hours=1), timedelta(0)])))),
+    "session_token": call(dict(session_id=st.sampled_from(["unknown-session", "", "x" * 200]))),
+    "close_session": call(dict(session_id=st.sampled_from(["unknown-session", ""]))),
+    "list_beamlines": call(dict(laboratory=optional(NAME), facility=optional(NAME))),
+    "get_live_of": call(dict(model_ids=st.lists(ref("model"), max_size=3), at=optional(AT))),
     # the MLflow bridge's two calls
     "mirror_state": call(dict(tags=st.sampled_from([{"mlflow.tracking_uri": "https://mlflow.example.org"}, {}]))),
     "store_mirrored_model": call(dict(plan=st.builds(

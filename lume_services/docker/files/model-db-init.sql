@@ -329,3 +329,18 @@ CREATE INDEX ix_flow_run_model ON flow_run (model_id, run_id);
 CREATE INDEX ix_flow_run_deployment ON flow_run (deployment_id, run_id);
 
 UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';
+
+-- Running upgrade 0008 -> 0009
+
+CREATE TABLE web_session (
+    session_sha256 VARCHAR(64) NOT NULL, 
+    token_id INTEGER NOT NULL, 
+    created DATETIME(6) NOT NULL, 
+    expires DATETIME(6) NOT NULL, 
+    CONSTRAINT pk_web_session PRIMARY KEY (session_sha256), 
+    CONSTRAINT fk_web_session_token_id_api_token FOREIGN KEY(token_id) REFERENCES api_token (token_id) ON DELETE CASCADE ON UPDATE CASCADE
+)ENGINE=InnoDB CHARSET=utf8mb4;
+
+CREATE INDEX ix_web_session_expires ON web_session (expires);
+
+UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';

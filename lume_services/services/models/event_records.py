@@ -112,3 +112,11 @@ class NewToken(Record):
 
     record: TokenRecord
     token: SecretStr
+
+
+class NewSession(Record):
+    """A web UI session just opened: its id (the browser's cookie, never stored) and its token."""
+
+    session: SecretStr
+    token: TokenRecord
+    expires: datetime

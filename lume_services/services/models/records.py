@@ -183,6 +183,16 @@ class LiveAt(Record):
     interval: LiveIntervalRecord
 
 
+class BeamlineRecord(Record):
+    """A beampath of a facility of a laboratory: how many models it has and how many have a live deployment."""
+
+    laboratory: str
+    facility: str
+    beampath: str
+    models: int
+    live: int
+
+
 _set_fields = BaseModel.__pydantic_fields_set__.__set__  # type: ignore[attr-defined]
 _set_extra = BaseModel.__pydantic_extra__.__set__  # type: ignore[attr-defined]
 _set_private = BaseModel.__pydantic_private__.__set__  # type: ignore[attr-defined]

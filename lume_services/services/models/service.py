@@ -32,7 +32,9 @@ from lume_services.services.models.job_ops import JobOps
 from lume_services.services.models.live_ops import LiveOps
 from lume_services.services.models.mirror_ops import MirrorOps
 from lume_services.services.models.model_ops import ModelOps
+from lume_services.services.models.overview_ops import OverviewOps
 from lume_services.services.models.run_ops import RunOps
+from lume_services.services.models.session_ops import SessionOps
 from lume_services.services.models.tag_ops import TagOps
 from lume_services.services.models.token_ops import TokenOps
 from lume_services.services.models.webhook_ops import WebhookOps
@@ -42,7 +44,7 @@ __all__ = ["ModelDBService"]
 
 class ModelDBService(
     ModelOps, DeploymentOps, LiveOps, FlowOps, TagOps, BulkOps, MirrorOps, AuditOps, EventOps, WebhookOps,
-    DeliveryOps, TokenOps, JobOps, RunOps,
+    DeliveryOps, TokenOps, SessionOps, JobOps, RunOps, OverviewOps,
 ):
     """Store and query models, deployments, projects, flows and compositions, and their history.
 
@@ -53,5 +55,6 @@ class ModelDBService(
     ``add_webhook`` ... ``replay_since`` (the delivery process: ``lume_services.events``);
     REST API tokens are ``create_token`` ... ``authenticate``; the server's jobs
     ``submit_job`` ... ``finish_job``; runs submitted through the registry
-    ``record_run`` ... ``list_runs``.
+    ``record_run`` ... ``list_runs``; the web UI's sessions ``open_session`` ...
+    ``close_session`` and its overviews ``list_beamlines`` and ``get_live_of``.
     """

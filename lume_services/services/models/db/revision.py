@@ -5,4 +5,4 @@ plain SELECT instead of importing Alembic; tests/test_migrations.py checks it
 equals the head of lume_services/migrations. Update it with every migration.
 """
 
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"

@@ -611,3 +611,23 @@ class FlowRun(Base):
     error: Mapped[Optional[str]] = mapped_column(RESULT_TEXT, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     finished: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebSession(Base):
+    """A signed-in browser of the web UI: the token it signed in with, until ``expires``.
+
+    Only ``session_sha256`` (of the cookie's random session id) is kept; the
+    token itself never reaches the browser after sign-in. Deleting the token
+    row deletes its sessions; revoking it ends them at once (the lookup joins
+    the token and checks it).
+    """
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_expires", "expires"), MYSQL_TABLE)
+
+    session_sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH), primary_key=True)
+    token_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("api_token.token_id", ondelete="CASCADE", onupdate="CASCADE"), nullable=False
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

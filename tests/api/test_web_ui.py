@@ -1,0 +1,283 @@
+"""The web UI in headless Chromium against the real server of each dialect (uvicorn; two workers off SQLite).
+
+Sign-in, the beamlines and a beampath, search, a model page with its live
+history, make-live with a concurrent change, request and approve by two
+people, escaping of user text, and the refusals: a read-only token sees no
+write button, and a form without its page's CSRF value is refused (403)
+with nothing changed. The scope matrix of the pages is at the end.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from browser import IN_CI, start_chromium
+from factories import make_deployment, make_model
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    try:
+        driver = start_chromium()
+    except Exception as exc:  # noqa: BLE001 - a missing or broken browser is reported once, as itself
+        if IN_CI:
+            pytest.fail(f"headless Chromium did not start: {exc}", pytrace=False)
+        pytest.skip(f"headless Chromium did not start: {exc}")
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def web(browser: Any, api: httpx.Client, principals: Any) -> Any:
+    """The browser, signed out, with helpers for this test's server."""
+    browser.delete_all_cookies()
+    return Web(browser, str(api.base_url).rstrip("/"), principals)
+
+
+class Web:
+    def __init__(self, driver: Any, base: str, principals: Any) -> None:
+        self.driver, self.base, self.principals = driver, base, principals
+
+    def open(self, path: str) -> Any:
+        self.driver.get(self.base + path)
+        return self.driver
+
+    def submit(self, button: Any) -> None:
+        """Click a form's button (or a link) and wait until the page it leads to has loaded."""
+        self.driver.execute_script("window.__old_page = true")
+        button.click()
+
+        def loaded(driver: Any) -> bool:
+            try:
+                return driver.execute_script("return !window.__old_page && document.readyState === 'complete'")
+            except WebDriverException:  # the old page went away mid-call
+                return False
+
+        WebDriverWait(self.driver, 30).until(loaded)
+
+    def sign_in(self, who: str, then: str = "/") -> None:
+        self.open("/sign-in?next=" + then)
+        self.driver.find_element(By.ID, "token").send_keys(self.principals.tokens[who])
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button"))
+
+    def sign_out(self) -> None:
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form[action='/sign-out'] button"))
+
+    def text(self, selector: str) -> str:
+        return self.driver.find_element(By.CSS_SELECTOR, selector).text
+
+    def message(self) -> str:
+        return self.text("#message")
+
+    def cookie(self) -> dict[str, str]:
+        return {c["name"]: c["value"] for c in self.driver.get_cookies()}
+
+
+def test_sign_in_then_beamlines_and_a_beampath(web: Web, service: Any) -> None:
+    model = make_model(service, laboratory="slac", facility="lcls", beampath="cu_hxr")
+    make_model(service, laboratory="slac", facility="facet", beampath="f2")
+    live = make_deployment(service, model, version="1.2.0")
+    service.with_actor("operator-on-shift").set_live(live, reason="commissioning")
+
+    driver = web.open("/")
+    assert driver.current_url.startswith(web.base + "/sign-in")  # reads need a token on this server
+    driver.find_element(By.ID, "token").send_keys("lume_not-a-token")
+    web.submit(driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button"))
+    assert "not known" in web.message()
+    assert "lume_session" not in web.cookie()
+
+    web.sign_in("read")
+    assert web.text("#signed-in-as") == "reader"
+    session = next(c for c in driver.get_cookies() if c["name"] == "lume_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert web.principals.tokens["read"] not in driver.page_source
+    assert driver.execute_script("return document.cookie") == ""  # nothing a script could read
+    rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table.beamlines tbody tr")]
+    assert any(r.startswith("cu_hxr 1 1") for r in rows) and any(r.startswith("f2 1 0") for r in rows)
+    assert [h.text for h in driver.find_elements(By.CSS_SELECTOR, "section.facility h2")] == [
+        "slac · facet", "slac · lcls"]  # fmt: skip
+
+    web.submit(driver.find_element(By.LINK_TEXT, "cu_hxr"))
+    row = driver.find_element(By.CSS_SELECTOR, "table.models tbody tr").text
+    assert "1.2.0" in row and "operator-on-shift" in row and "UTC" in row
+    assert driver.find_element(By.CSS_SELECTOR, "table.models time").get_attribute("title").endswith("local")
+
+
+def test_search_and_a_model_page_with_its_history_escaped(web: Web, service: Any) -> None:
+    model = make_model(service, description=XSS, beampath="sc_diag")
+    service.set_model_tags(model, {"stage": "production"})
+    first, second = make_deployment(service, model, version="0.1.0"), make_deployment(service, model, version="0.2.0")
+    service.with_actor("alice").set_live(first, reason="first light")
+    service.with_actor("bob").set_live(second, reason="retrained <b>weights</b>")
+    web.sign_in("read")
+
+    driver = web.open("/models?q=sc_diag")
+    assert [a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.models tbody a")] == [str(model)]
+    driver = web.open("/models?tag=stage%3Dproduction")
+    links = driver.find_elements(By.CSS_SELECTOR, "table.models tbody a")
+    assert [a.text for a in links] == [str(model)]
+
+    web.submit(links[0])
+    assert web.text("#description") == XSS  # shown as text
+    assert driver.execute_script("return window.__xss") is None  # and never run
+    assert "&lt;script&gt;" in driver.page_source
+    assert web.text("#live-now").startswith("version 0.2.0")
+    assert "is-live" in driver.find_element(By.ID, f"deployment-{second}").get_attribute("class")
+    history = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "ol.timeline li")]
+    assert len(history) == 2
+    assert "version 0.2.0" in history[0] and "until now" in history[0] and "retrained <b>weights</b>" in history[0]
+    assert "version 0.1.0" in history[1] and "ended by bob" in history[1] and "set by alice" in history[1]
+    actions = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")]
+    assert any("deployment.live_changed" in a and "bob" in a for a in actions)
+    assert driver.find_elements(By.CSS_SELECTOR, "form[action$='/live'] button") == []  # read-only: no write button
+
+
+def test_make_live_refuses_a_change_made_meanwhile(web: Web, service: Any) -> None:
+    model = make_model(service)
+    first, second = make_deployment(service, model), make_deployment(service, model)
+    web.sign_in("write", then=f"/models/{model}")
+    driver = web.driver
+    assert web.text("#live-now") == "nothing"
+
+    service.with_actor("colleague").set_live(second)  # while the page is open
+    row = driver.find_element(By.ID, f"deployment-{first}")
+    row.find_element(By.NAME, "reason").send_keys("back to the known good one")
+    web.submit(row.find_element(By.TAG_NAME, "button"))
+    assert "409" not in driver.title and "live" in web.message().lower()
+    assert "moved" in web.message() or "changed" in web.message()
+    assert service.get_live_deployment(model).deployment_id == second  # nothing overwritten
+
+    web.submit(driver.find_element(By.LINK_TEXT, "Back"))
+    assert web.text("#live-now").startswith("version")  # the page shows the new state ...
+    row = driver.find_element(By.ID, f"deployment-{first}")
+    row.find_element(By.NAME, "reason").send_keys("back to the known good one")
+    web.submit(row.find_element(By.TAG_NAME, "button"))  # ... and now the expectation holds
+    assert web.message() == "The deployment is live now."
+    assert service.get_live_deployment(model).deployment_id == first
+    latest = service.get_live_history(model)[-1]
+    assert (latest.set_by, latest.reason) == ("writer", "back to the known good one")
+
+
+def test_request_and_approve_by_two_people(web: Web, service: Any) -> None:
+    model = make_model(service)
+    service.update_model(model, require_approval=True)
+    deployment = make_deployment(service, model)
+    web.sign_in("write", then=f"/models/{model}")
+    row = web.driver.find_element(By.ID, f"deployment-{deployment}")
+    row.find_element(By.NAME, "reason").send_keys("validated on the injector")
+    web.submit(row.find_element(By.TAG_NAME, "button"))
+    assert "another person must approve" in web.message()
+    request = service.list_live_requests(model_id=model).items[0]
+    assert "awaiting another person" in web.text(f"#request-{request.request_id}")  # no approving one's own
+    web.sign_out()
+
+    web.sign_in("admin", then=f"/models/{model}")
+    web.submit(web.driver.find_element(By.CSS_SELECTOR, f"#request-{request.request_id} form[action$='/approve'] button"))
+    assert web.message() == "Approved: the deployment is live now."
+    interval = service.get_live_history(model)[-1]
+    assert (interval.deployment_id, interval.set_by, interval.approved_by) == (deployment, "writer", "admin")
+    assert "approved by admin" in web.text("ol.timeline li")
+
+
+def test_a_form_without_its_csrf_value_is_refused_and_changes_nothing(web: Web, service: Any) -> None:
+    model = make_model(service)
+    deployment = make_deployment(service, model)
+    web.sign_in("write", then=f"/models/{model}")
+    cookies = web.cookie()
+    page = web.driver.page_source
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    form = {"deployment_id": str(deployment), "expected_live": "none"}
+    with httpx.Client(base_url=web.base, cookies={"lume_session": cookies["lume_session"]}) as client:
+        for forged in ({}, {"csrf": "0" * 64}, {"csrf": csrf[:-1]}):  # a page of another site cannot know it
+            answer = client.post(f"/models/{model}/live", data={**form, **forged})
+            assert answer.status_code in (403, 422)
+        assert client.post(f"/models/{model}/live", data={**form, "csrf": "0" * 64}).status_code == 403
+        assert service.get_deployment(deployment_id=deployment).is_live is False
+        assert client.post(f"/models/{model}/live", data={**form, "csrf": csrf}).status_code == 303  # the page's own
+    assert service.get_deployment(deployment_id=deployment).is_live is True
+
+
+def test_a_read_only_session_cannot_post_even_with_its_csrf_value(web: Web, service: Any) -> None:
+    model = make_model(service)
+    deployment = make_deployment(service, model)
+    web.sign_in("read", then=f"/models/{model}")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', web.driver.page_source).group(1)  # the sign-out form's
+    with httpx.Client(base_url=web.base, cookies={"lume_session": web.cookie()["lume_session"]}) as client:
+        answer = client.post(f"/models/{model}/live", data={"deployment_id": str(deployment),
+                                                          "expected_live": "none", "csrf": csrf})  # fmt: skip
+    assert answer.status_code == 403 and "scope 'read'" in html.unescape(answer.text)
+    assert service.get_deployment(deployment_id=deployment).is_live is False
+
+
+def test_signing_out_or_revoking_ends_the_session_at_once(web: Web, service: Any) -> None:
+    web.sign_in("write")
+    session = web.cookie()["lume_session"]
+    with httpx.Client(base_url=web.base, cookies={"lume_session": session}) as client:
+        assert client.get("/").status_code == 200
+        service.revoke_token("writer")
+        gone = client.get("/", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/sign-in")
+    web.sign_in("admin")
+    session = web.cookie()["lume_session"]
+    web.sign_out()
+    assert "lume_session" not in web.cookie()
+    with httpx.Client(base_url=web.base, cookies={"lume_session": session}) as client:
+        assert client.get("/", follow_redirects=False).status_code == 303  # the old cookie is worthless
+
+
+# -- every page against every principal --------------------------------------------------------
+
+KINDS = ("anonymous", "read", "write_other", "write", "admin", "revoked", "expired")
+
+
+@contextmanager
+def _session(base: str, token: Any) -> Iterator[httpx.Client]:
+    """A client signed in through the form with ``token`` (None: not signed in)."""
+    with httpx.Client(base_url=base) as client:
+        if token is not None:
+            form = client.get("/sign-in")
+            check = re.search(r'name="check" value="([^"]+)"', form.text).group(1)
+            client.post("/sign-in", data={"token": token, "check": check, "next": "/"})
+        yield client
+
+
+def test_every_page_and_form_against_every_principal(api: httpx.Client, principals: Any, service: Any) -> None:
+    """Pages: 200 for every signed-in token, sign-in for the rest; make-live: write and admin only."""
+    model = make_model(service, laboratory="slac", facility="lcls", beampath="cu_hxr")
+    base = str(api.base_url).rstrip("/")
+    for kind in KINDS:
+        deployment = make_deployment(service, model)
+        with _session(base, principals.tokens[kind]) as client:
+            signed_in = "lume_session" in client.cookies
+            assert signed_in == (kind in ("read", "write_other", "write", "admin")), kind
+            for path in ("/", "/beamline?laboratory=slac&facility=lcls&beampath=cu_hxr", "/models", f"/models/{model}"):
+                answer = client.get(path, follow_redirects=False)
+                if signed_in:
+                    assert answer.status_code == 200, (kind, path)
+                    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+                    assert answer.headers["x-frame-options"] == "DENY"
+                else:
+                    assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in"), kind
+            page = client.get(f"/models/{model}").text if signed_in else ""
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+            live = [d.deployment_id for d in service.get_deployments(model_id=model) if d.is_live]
+            expected = live[0] if live else None
+            form = {"deployment_id": str(deployment), "expected_live": str(expected or "none"),
+                    "csrf": csrf.group(1) if csrf else ""}  # fmt: skip
+            answer = client.post(f"/models/{model}/live", data=form, follow_redirects=False)
+            status = {"write": 303, "admin": 303}.get(kind, 403 if signed_in else 401)
+            assert answer.status_code == status, (kind, answer.status_code, html.unescape(answer.text)[-600:])
+            assert service.get_deployment(deployment_id=deployment).is_live is (status == 303)
+            assert principals.tokens[kind] is None or principals.tokens[kind] not in answer.text
