@@ -204,10 +204,20 @@ def model_page(seen: Seen, model_id: int, after: Annotated[Optional[int], Query(
     history = service.get_live_history(model_id)
     pending = service.list_live_requests(model_id=model_id, state="pending", limit=100).items
     audit = service.list_audit_events(model_id=model_id, limit=100)
-    return page("model.html", viewer=seen, title=f"Model {model_id}", model=model, deployments=deployments.items,
+    runs = service.list_runs(model_id=model_id, limit=20)
+    return page("model.html", runs=runs.items, viewer=seen, title=f"Model {model_id}", model=model, deployments=deployments.items,
                 following=deployments.next_after, live=live, history=list(reversed(history)), pending=pending,
                 audit=audit.items, audit_more=audit.next_after is not None, done=DONE.get(done or ""),
                 expected="none" if live is None else str(live.deployment_id))  # fmt: skip
+
+
+@router.get("/models/{model_id}/deployments/{deployment_id}")
+def deployment_page(seen: Seen, model_id: int, deployment_id: int) -> Response:
+    """A deployment: its fields, variables, flow and project, a composite's steps, and its runs."""
+    loaded = seen.service.load_deployment(model_id=model_id, deployment_id=deployment_id)
+    runs = seen.service.list_runs(deployment_id=deployment_id, limit=50)
+    return page("deployment.html", viewer=seen, title=f"Deployment {deployment_id} (version "
+                f"{loaded.deployment.version})", loaded=loaded, d=loaded.deployment, runs=runs.items)  # fmt: skip
 
 
 # -- changing the live deployment ---------------------------------------------------------------

@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from browser import IN_CI, start_chromium
-from factories import make_deployment, make_model
+from factories import deployment_fields, make_deployment, make_flow, make_model, make_project
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from lume_services.variables.types import Variable, Variables
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
@@ -142,6 +144,36 @@ def test_search_and_a_model_page_with_its_history_escaped(web: Web, service: Any
     actions = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")]
     assert any("deployment.live_changed" in a and "bob" in a for a in actions)
     assert driver.find_elements(By.CSS_SELECTOR, "form[action$='/live'] button") == []  # read-only: no write button
+
+
+def test_a_deployment_page_shows_its_variables_runs_and_a_composites_steps(web: Web, service: Any) -> None:
+    model = make_model(service)
+    inputs = {"energy": Variable(name="energy", kind="scalar", default=1.5, range=(0.0, 10.0), unit="GeV"),
+              "charge": Variable(name="charge", kind="scalar", default=250.0, read_only=True, unit="pC")}  # fmt: skip
+    variables = Variables(inputs=inputs, outputs={"sigma_x": Variable(name="sigma_x", kind="scalar", unit="mm")},
+                          source_file="model.yml", format="lume-model-2")  # fmt: skip
+    deployment = make_deployment(service, model, variables=variables)
+    project = make_project(service)
+    step = make_flow(service, deployment, project_name=project, flow_name="surrogate")
+    run = service.with_actor("physicist").record_run(prefect_run_id="web-run-1", model_id=model,
+                                                     deployment_id=deployment, flow_id=step, parameters={"energy": 2.0})  # fmt: skip
+    service.finish_run(run.run_id, state="completed", result={"sigma_x": 0.125})
+    composite = service.store_flow_of_flows(
+        parent_flow_id="web-composite", flow_name="pipeline", project_name=project,
+        composing_flows=[{"flow_id": step, "mapped_parameters": {"energy": "upstream.energy"}}, step],
+        deployment=deployment_fields(model, package_import_name="lume_services.flows.composite"))  # fmt: skip
+    composite_deployment = service.get_flow(flow_id=composite).deployment_id
+
+    web.sign_in("read", then=f"/models/{model}")
+    assert "physicist" in web.text(f"#run-{run.run_id}") and "0.125" in web.text(f"#run-{run.run_id}")
+    web.submit(web.driver.find_element(By.LINK_TEXT, str(deployment)))
+    rows = [r.text for r in web.driver.find_elements(By.CSS_SELECTOR, "table.variables tbody tr")]
+    assert rows[0].split() == ["energy", "scalar", "1.5", "0.0", "to", "10.0", "GeV"]
+    assert rows[1].split() == ["charge", "scalar", "250.0", "pC", "yes"] and rows[2].startswith("sigma_x")
+    assert "completed" in web.text(f"#run-{run.run_id}") and '"energy": 2.0' in web.text(f"#run-{run.run_id}")
+    web.open(f"/models/{model}/deployments/{composite_deployment}")
+    steps = [li.text for li in web.driver.find_elements(By.CSS_SELECTOR, "ol.steps li")]
+    assert len(steps) == 2 and all("surrogate" in s for s in steps) and "upstream.energy" in steps[0]
 
 
 def test_make_live_refuses_a_change_made_meanwhile(web: Web, service: Any) -> None:
