@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 # The demo keeps its embedded registry inside the checkout, not in ~/.lume-services.
 DEMO_HOME ?= $(CURDIR)/.lume-home
 
-.PHONY: venv lock demo test test-servers schema openapi lint clean
+.PHONY: venv lock demo test test-servers schema openapi screenshots lint clean
 
 venv: $(VENV)/.installed
 
@@ -29,8 +29,8 @@ lock:
 demo: venv
 	LUME_HOME=$(DEMO_HOME) $(PY) examples/demo.py
 
-# MariaDB and PostgreSQL binaries for the throwaway test servers (apt-get as root).
-# Without them, database tests skip locally; with CI=true they fail.
+# MariaDB and PostgreSQL binaries for the throwaway test servers, and Chromium with its driver for
+# the web UI's tests (apt-get as root). Without them, those tests skip locally; with CI=true they fail.
 test-servers:
 	bash scripts/install_test_servers.sh || [ "$$CI" != "true" ]
 
@@ -43,6 +43,10 @@ schema: venv
 # The REST API's OpenAPI document, committed as docs/openapi.json (CI checks it is current).
 openapi: venv
 	$(PY) scripts/update_openapi.py
+
+# The web UI's pages in headless Chromium, for the README (docs/screenshots/*.png).
+screenshots: venv test-servers
+	$(PY) scripts/ui_screenshots.py
 
 lint: venv
 	$(VENV)/bin/ruff check lume_services tests scripts examples bench
