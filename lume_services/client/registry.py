@@ -27,6 +27,7 @@ from lume_services.services.models.job_records import RunRecord
 from lume_services.services.models.records import (
     UNSET,
     AuditEventRecord,
+    BeamlineRecord,
     DeploymentRecord,
     FlowOfFlowsRecord,
     FlowRecord,
@@ -247,6 +248,10 @@ class RemoteModelDBService:
         params = {"facility": facility, "beampath": beampath, "laboratory": laboratory,
                   "at": None if at is None else at.isoformat()}  # fmt: skip
         return [LiveAt.model_validate(item) for item in self._http.get("/live", **params)]
+
+    def list_beamlines(self, *, laboratory: Optional[str] = None, facility: Optional[str] = None) -> list[BeamlineRecord]:
+        params = {"laboratory": laboratory, "facility": facility}
+        return [BeamlineRecord.model_validate(item) for item in self._http.get("/beamlines", **params)]
 
     def get_live_history(self, model_id: int) -> list[LiveIntervalRecord]:
         return [LiveIntervalRecord.model_validate(i) for i in self._http.get(f"/models/{model_id}/live/history")]

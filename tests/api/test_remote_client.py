@@ -58,6 +58,7 @@ class TestRemoteService:
         live = svc.get_live_deployments(facility="lcls", beampath="cu_hxr")
         assert live == service.get_live_deployments(facility="lcls", beampath="cu_hxr")
         assert [x.deployment.deployment_id for x in live] == [first]
+        assert svc.list_beamlines(facility="lcls") == service.list_beamlines(facility="lcls") != []
         assert Model(model_id=model.model_id).metadata == service.get_model(model_id=model.model_id)
 
     def test_errors_are_the_librarys_classes(self, remote, service) -> None:

@@ -84,6 +84,7 @@ def routes(ids: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str, dict[st
         ("POST", "/api/v1/projects/{project_name}/queue"): ("write_any", "/api/v1/projects/test-project/queue", {}),
         ("GET", "/api/v1/jobs/{job_id}"): ("read", "/api/v1/jobs/1", {}),
         ("GET", "/api/v1/audit-events"): ("read", "/api/v1/audit-events", {}),
+        ("GET", "/api/v1/beamlines"): ("read", "/api/v1/beamlines?facility=lcls", {}),
         ("GET", "/api/v1/events"): ("read", "/api/v1/events", {}),
         ("GET", "/api/v1/tokens"): ("admin", "/api/v1/tokens", {}),
         ("POST", "/api/v1/tokens"): ("admin", "/api/v1/tokens", {"json": {"name": "matrix-token"}}),

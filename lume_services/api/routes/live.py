@@ -14,6 +14,7 @@ from lume_services.api.routes.common import After, Limit
 from lume_services.errors import DeploymentNotFoundError, ValidationError
 from lume_services.services.models.records import (
     UNSET,
+    BeamlineRecord,
     DeploymentRecord,
     LiveAt,
     LiveIntervalRecord,
@@ -90,6 +91,13 @@ def live_on_beampath(access: Reader, facility: Annotated[str, Query(max_length=2
                      at: Optional[datetime] = None) -> list[LiveAt]:  # fmt: skip
     """For each model of a beampath, the deployment live now (or at ``at``, with its zone) and since when."""
     return access.service.get_live_deployments(facility=facility, beampath=beampath, laboratory=laboratory, at=at)
+
+
+@router.get("/beamlines", response_model=list[BeamlineRecord])
+def list_beamlines(access: Reader, laboratory: Annotated[Optional[str], Query(max_length=2000)] = None,
+                   facility: Annotated[Optional[str], Query(max_length=2000)] = None) -> list[BeamlineRecord]:  # fmt: skip
+    """Every (laboratory, facility, beampath) with models, in that order: how many models, how many live."""
+    return access.service.list_beamlines(laboratory=laboratory, facility=facility)
 
 
 @router.get("/models/{model_id}/live/history", response_model=list[LiveIntervalRecord])
