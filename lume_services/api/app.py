@@ -59,6 +59,7 @@ def create_app(context: Optional[Any] = None) -> FastAPI:
     for module in (models, deployments, live, registry, jobs, runs, tokens):
         app.include_router(module.router, prefix=PREFIX, responses=problems.RESPONSES)
     problems.install(app)
+    from lume_services.ui import admin  # noqa: F401 - its pages join the UI's router
     from lume_services.ui.pages import router as pages  # the web UI, outside the API's document
 
     app.include_router(pages)

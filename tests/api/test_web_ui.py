@@ -313,3 +313,67 @@ def test_every_page_and_form_against_every_principal(api: httpx.Client, principa
             assert answer.status_code == status, (kind, answer.status_code, html.unescape(answer.text)[-600:])
             assert service.get_deployment(deployment_id=deployment).is_live is (status == 303)
             assert principals.tokens[kind] is None or principals.tokens[kind] not in answer.text
+
+
+# -- the administrator's pages -------------------------------------------------------------------
+
+
+def test_an_admin_creates_a_token_shown_once_and_revokes_it(web: Web, service: Any) -> None:
+    web.sign_in("admin", then="/admin/tokens")
+    driver = web.driver
+    driver.find_element(By.ID, "name").send_keys("new-operator")
+    driver.find_element(By.CSS_SELECTOR, "#scope option[value='write']").click()
+    web.submit(driver.find_element(By.CSS_SELECTOR, "form[action='/admin/tokens'] button"))
+    token = driver.find_element(By.ID, "created-token").get_attribute("value")
+    assert token.startswith("lume_") and service.authenticate(token).scope == "write"
+    assert service.list_audit_events(action="token.*").items[-1].actor == "admin"  # audited as the admin
+    web.open("/admin/tokens")
+    assert token not in driver.page_source and driver.find_elements(By.ID, "created-token") == []  # never again
+
+    with _session(web.base, token) as operator:
+        assert operator.get("/").status_code == 200
+        web.submit(driver.find_element(By.XPATH, "//button[text()='Revoke new-operator']"))
+        assert service.list_tokens(include_revoked=True)[-1].revoked is not None
+        assert operator.get("/", follow_redirects=False).status_code == 303  # its session ended with it
+
+
+def test_an_admin_adds_a_webhook_sees_its_deliveries_and_replays_one(web: Web, service: Any) -> None:
+    model = make_model(service)
+    web.sign_in("admin", then="/admin/webhooks")
+    driver = web.driver
+    driver.find_element(By.ID, "url").send_keys("https://127.0.0.1/hook")  # an internal address
+    web.submit(driver.find_element(By.CSS_SELECTOR, "form[action='/admin/webhooks'] button"))
+    assert "127.0.0.1" in web.message() and service.list_webhooks() == []
+    web.open("/admin/webhooks")
+    driver.find_element(By.ID, "url").send_keys("https://93.184.215.14/hook")
+    driver.find_element(By.ID, "model_id").send_keys(str(model))
+    web.submit(driver.find_element(By.CSS_SELECTOR, "form[action='/admin/webhooks'] button"))
+    assert len(driver.find_element(By.ID, "created-secret").get_attribute("value")) >= 32
+    [hook] = service.list_webhooks()
+    assert hook.model_id == model and hook.event_types == ["deployment.live_changed"]
+
+    service.set_live(make_deployment(service, model))
+    service.derive_deliveries()
+    web.open(f"/admin/webhooks/{hook.webhook_id}")
+    [row] = driver.find_elements(By.CSS_SELECTOR, "table.deliveries tbody tr")
+    assert "deployment.live_changed" in row.text
+    web.submit(row.find_element(By.TAG_NAME, "button"))
+    assert web.message() == "The delivery is queued again."
+    assert len(service.list_deliveries(webhook_id=hook.webhook_id).items) == 2
+
+
+def test_the_admin_pages_against_every_principal(api: httpx.Client, principals: Any, service: Any) -> None:
+    base = str(api.base_url).rstrip("/")
+    for kind in KINDS:
+        with _session(base, principals.tokens[kind]) as client:
+            signed_in = "lume_session" in client.cookies
+            for path in ("/admin/tokens", "/admin/webhooks"):
+                status = client.get(path, follow_redirects=False).status_code
+                assert status == {"admin": 200}.get(kind, 403 if signed_in else 303), (kind, path, status)
+            page = client.get("/").text if signed_in else ""
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+            form = {"csrf": csrf.group(1) if csrf else "", "name": f"made-by-{kind}", "scope": "read"}
+            status = client.post("/admin/tokens", data=form, follow_redirects=False).status_code
+            assert status == {"admin": 201}.get(kind, 403 if signed_in else 401), (kind, status)
+            made = [t.name for t in service.list_tokens()]
+            assert (f"made-by-{kind}" in made) is (kind == "admin")
