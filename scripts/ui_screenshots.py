@@ -7,6 +7,7 @@ and saves each page. Run `make screenshots` after changing a page.
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -62,7 +63,9 @@ def populate(service: ModelDBService) -> tuple[int, int]:
     run = service.with_actor("operator-on-shift").record_run(
         prefect_run_id="5f1c-example", model_id=main, deployment_id=deployments[1], flow_id="injector-flow",
         parameters={"SOL1:solenoid_field": 0.45})  # fmt: skip
-    service.finish_run(run.run_id, state="completed", result={"sigma_z": 0.62, "norm_emit_x": 0.41})
+    profile = [round(math.exp(-((i - 40) / 12) ** 2), 4) for i in range(81)]
+    service.finish_run(run.run_id, state="completed", result={"sigma_z": 0.62, "norm_emit_x": 0.41,
+                                                              "current_profile": profile})  # fmt: skip
     return main, deployments[1]
 
 
@@ -83,7 +86,7 @@ def main() -> None:
             driver.find_element(By.ID, "token").send_keys(token)
             driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button").click()
             for name, path in (("beamlines", "/"), ("beampath", "/beamline?laboratory=slac&facility=lcls&beampath=cu_hxr"),
-                               ("model", f"/models/{model}"), ("deployment", f"/models/{model}/deployments/{deployment}")):  # fmt: skip
+                               ("model", f"/models/{model}"), ("deployment", f"/models/{model}/deployments/{deployment}"), ("run", "/runs/1")):  # fmt: skip
                 driver.get(server.url + path)
                 height = driver.execute_script("return document.documentElement.scrollHeight")
                 driver.set_window_size(1280, max(800, min(height, 2400)))

@@ -59,10 +59,9 @@ def create_app(context: Optional[Any] = None) -> FastAPI:
     for module in (models, deployments, live, registry, jobs, runs, tokens):
         app.include_router(module.router, prefix=PREFIX, responses=problems.RESPONSES)
     problems.install(app)
-    from lume_services.ui import admin  # noqa: F401 - its pages join the UI's router
-    from lume_services.ui.pages import router as pages  # the web UI, outside the API's document
+    from lume_services.ui.site import ui_router
 
-    app.include_router(pages)
+    app.include_router(ui_router())  # the web UI, outside the API's document
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
 
     @app.get("/healthz", tags=["health"])

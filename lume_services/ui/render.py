@@ -49,7 +49,9 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("lume_services.ui", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))  # fmt: skip
     env.filters.update(utc=utc, as_json=as_json, short=short)
-    env.globals.update(version=__version__)
+    from lume_services.ui.runs import default_text
+
+    env.globals.update(version=__version__, default_text=default_text)
     return env
 
 

@@ -176,6 +176,39 @@ def test_a_deployment_page_shows_its_variables_runs_and_a_composites_steps(web: 
     assert len(steps) == 2 and all("surrogate" in s for s in steps) and "upstream.energy" in steps[0]
 
 
+def test_the_run_form_comes_from_the_variables_and_checks_them_before_anything_runs(web: Web, service: Any) -> None:
+    model = make_model(service)
+    inputs = {"energy": Variable(name="energy", kind="scalar", default=1.5, range=(0.0, 10.0), unit="GeV"),
+              "charge": Variable(name="charge", kind="scalar", default=250.0, read_only=True)}  # fmt: skip
+    deployment = make_deployment(service, model, variables=Variables(inputs=inputs, source_file="m.yml",
+                                                                     format="lume-model-2"))  # fmt: skip
+    make_flow(service, deployment, project_name=make_project(service))
+    web.sign_in("write", then=f"/models/{model}/deployments/{deployment}")
+    driver = web.driver
+    energy, charge = driver.find_elements(By.CSS_SELECTOR, "form.run-form input[type=number]")
+    assert (energy.get_attribute("min"), energy.get_attribute("max"), energy.get_attribute("value")) == ("0.0", "10.0", "1.5")
+    assert charge.get_attribute("readonly") is not None and charge.get_attribute("value") == "250.0"
+    label = driver.find_element(By.CSS_SELECTOR, f"label[for='{energy.get_attribute('id')}']").text
+    assert label == "energy (GeV), 0.0 to 10.0"
+
+    form = re.search(r'name="csrf" value="([0-9a-f]+)"', driver.page_source).group(1)
+    path = f"/models/{model}/deployments/{deployment}/runs"
+    with httpx.Client(base_url=web.base, cookies={"lume_session": web.cookie()["lume_session"]}) as client:
+        outside = client.post(path, data={"csrf": form, "in:energy": "12", "in:charge": "250.0"})
+        assert outside.status_code == 422 and "energy" in outside.text and "10" in outside.text
+        constant = client.post(path, data={"csrf": form, "in:charge": "100"})
+        assert constant.status_code == 422 and "constant" in constant.text
+        not_json = client.post(path, data={"csrf": form, "extra": "{oops"})
+        assert not_json.status_code == 422 and "not JSON" in not_json.text
+        twice = client.post(path, data={"csrf": form, "extra": '{"energy": 3}'})
+        assert twice.status_code == 422 and "own fields" in twice.text
+        good = client.post(path, data={"csrf": form, "in:energy": "2.5"})
+        # this server has no Prefect server: it refuses to run anything itself
+        assert good.status_code == 503 and "LUME_PREFECT__API_URL" in html.unescape(good.text)
+        assert client.post(path, data={"in:energy": "2.5"}).status_code == 403  # no CSRF value
+    assert service.list_runs(model_id=model).items == []  # nothing was submitted
+
+
 def test_make_live_refuses_a_change_made_meanwhile(web: Web, service: Any) -> None:
     model = make_model(service)
     first, second = make_deployment(service, model), make_deployment(service, model)
@@ -294,7 +327,10 @@ def test_every_page_and_form_against_every_principal(api: httpx.Client, principa
         with _session(base, principals.tokens[kind]) as client:
             signed_in = "lume_session" in client.cookies
             assert signed_in == (kind in ("read", "write_other", "write", "admin")), kind
-            for path in ("/", "/beamline?laboratory=slac&facility=lcls&beampath=cu_hxr", "/models", f"/models/{model}"):
+            run = service.record_run(prefect_run_id=f"matrix-{kind}", model_id=model, deployment_id=deployment,
+                                     flow_id="f", parameters={})  # fmt: skip
+            for path in ("/", "/beamline?laboratory=slac&facility=lcls&beampath=cu_hxr", "/models", f"/models/{model}",
+                         f"/models/{model}/deployments/{deployment}", f"/runs/{run.run_id}"):  # fmt: skip
                 answer = client.get(path, follow_redirects=False)
                 if signed_in:
                     assert answer.status_code == 200, (kind, path)

@@ -184,3 +184,50 @@ def test_runs_go_to_a_worker_and_are_recorded(client, runner_artifact, store_ser
     assert service.get_run(run.run_id).state == "completed"
     frame = remote.get_results_df(deployment_id=record.deployment_id)
     assert list(frame["result.sum"]) == [4.0, 8.0] and list(frame["parameters.input1"]) == [1.0, 3.0]
+
+
+def test_a_run_from_the_web_ui_goes_to_a_worker_and_shows_its_result(client, runner_artifact, store_server,
+                                                                      prefect_server, shared_home, monkeypatch) -> None:  # fmt: skip
+    """Headless Chromium: the run form of a deployment, submitted, followed until the worker's result shows."""
+    from browser import IN_CI, start_chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from worker_process import running_worker
+
+    service, token = client
+    model = Model.create_model("Jackie Garrahan", "slac", "lcls", "cu_hxr", "web runs")
+    config.context.scheduling_service().create_project("test")
+    record = model.store_deployment(str(runner_artifact), project_name="test")
+    try:
+        driver = start_chromium()
+    except Exception as exc:  # noqa: BLE001
+        if IN_CI:
+            pytest.fail(f"headless Chromium did not start: {exc}", pytrace=False)
+        pytest.skip(f"headless Chromium did not start: {exc}")
+    for name in ("LUME_REGISTRY__URL", "LUME_REGISTRY__TOKEN"):  # the worker runs next to the server
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LUME_HOME", str(shared_home))
+    monkeypatch.setenv("LUME_PREFECT__API_URL", prefect_server.url)
+    try:
+        with running_worker():
+            driver.get(f"{store_server.url}/sign-in?next=/models/{model.model_id}/deployments/{record.deployment_id}")
+            driver.find_element(By.ID, "token").send_keys(token)
+            driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button").click()
+            WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "extra"))
+            field = driver.find_element(By.NAME, "in:input1")  # the package declares input1 as a variable
+            field.clear()
+            field.send_keys("3.0")
+            driver.find_element(By.CSS_SELECTOR, "form.run-form button").click()
+            WebDriverWait(driver, 240).until(  # the page reloads itself until the run is final
+                lambda d: d.find_elements(By.ID, "run-state") and d.find_element(By.ID, "run-state").text in
+                ("completed", "failed", "cancelled"))  # fmt: skip
+            assert driver.find_element(By.ID, "run-state").text == "completed", driver.page_source[-3000:]
+            rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table.result tbody tr")]
+            assert rows == ["sum 8.0"]
+            assert driver.find_elements(By.CSS_SELECTOR, "figure svg polyline")  # "inputs", an array: plotted
+            assert "this run in Prefect" in driver.page_source
+    finally:
+        driver.quit()
+    [run] = service.list_runs(model_id=model.model_id).items
+    assert (run.actor, run.state, run.result) == ("physicist", "completed", {"sum": 8.0, "inputs": [3.0, 2.0]})
+    assert run.parameters == {"input1": 3.0, "input2": 2.0}  # the form sends each variable's field, defaults too
