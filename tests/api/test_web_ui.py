@@ -209,6 +209,29 @@ def test_the_run_form_comes_from_the_variables_and_checks_them_before_anything_r
     assert service.list_runs(model_id=model).items == []  # nothing was submitted
 
 
+def test_the_pages_fit_a_narrow_screen_and_every_field_has_a_label(web: Web, service: Any) -> None:
+    model = make_model(service, description="a long description " * 12)
+    for _ in range(3):
+        service.set_live(make_deployment(service, model), reason="a reason that is rather long " * 5)
+    web.sign_in("admin", then=f"/models/{model}")
+    driver = web.driver
+    try:
+        driver.set_window_size(400, 800)
+        for path in ("/", f"/models/{model}", "/models", "/admin/tokens"):
+            web.open(path)
+            overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            wide = driver.execute_script(
+                "return [...document.querySelectorAll('body *')].filter(e => !e.closest('table') && e.getBoundingClientRect().right > "
+                "window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)")  # fmt: skip
+            assert overflow <= 1, (path, overflow, wide)
+            unlabelled = driver.execute_script(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+                ".filter(e => !e.labels || e.labels.length === 0).map(e => e.name)")  # fmt: skip
+            assert unlabelled == [], (path, unlabelled)
+    finally:
+        driver.set_window_size(1280, 800)
+
+
 def test_make_live_refuses_a_change_made_meanwhile(web: Web, service: Any) -> None:
     model = make_model(service)
     first, second = make_deployment(service, model), make_deployment(service, model)
