@@ -10,11 +10,13 @@ other, as a client would make them), and the page's time over theirs
 (goal: at most 2x).
 
   beamlines  GET /                         / GET /api/v1/beamlines
-  beampath   GET /beamline?...             / GET /api/v1/models?facility&beampath&limit=50 + GET /api/v1/live?...
+  beampath   GET /beamline?...             / GET /api/v1/live-models?...&limit=50 (the same 50 models with their
+                                             live deployment; the page also shows since when and by whom)
   model      GET /models/{id} (5,000 deps) / model, deployments?limit=50, live, live/history,
                                              live-requests?state=pending, audit-events?limit=100, runs?limit=20
 
     .venv/bin/python bench/ui.py            # 10,000 models, a model with 5,000 deployments
+    .venv/bin/python bench/ui.py --models 100000 --requests 40
     .venv/bin/python bench/ui.py --quick    # 2,000 models, 5,000 deployments, fewer requests
 """
 
@@ -96,8 +98,7 @@ def main() -> None:
             wait_ready(base, process, work / "serve.log")
             pages: dict[str, tuple[list[str], list[str]]] = {
                 "beamlines": (["/"], ["/api/v1/beamlines"]),
-                "beampath": ([f"/beamline?{place}"], [f"/api/v1/models?{place.split('&', 1)[1]}&limit=50",
-                                                       f"/api/v1/live?{place}"]),
+                "beampath": ([f"/beamline?{place}"], [f"/api/v1/live-models?{place}&limit=50"]),
                 f"model with {args.deployments} deployments": (
                     [f"/models/{big}"],
                     [f"/api/v1/models/{big}", f"/api/v1/deployments?model_id={big}&limit=50", f"/api/v1/models/{big}/live",
