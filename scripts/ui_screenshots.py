@@ -64,8 +64,9 @@ def populate(service: ModelDBService) -> tuple[int, int]:
         prefect_run_id="5f1c-example", model_id=main, deployment_id=deployments[1], flow_id="injector-flow",
         parameters={"SOL1:solenoid_field": 0.45})  # fmt: skip
     profile = [round(math.exp(-((i - 40) / 12) ** 2), 4) for i in range(81)]
+    screen = [[round(math.exp(-((x - 32) / 10) ** 2 - ((y - 24) / 6) ** 2), 3) for x in range(64)] for y in range(48)]
     service.finish_run(run.run_id, state="completed", result={"sigma_z": 0.62, "norm_emit_x": 0.41,
-                                                              "current_profile": profile})  # fmt: skip
+                                                              "current_profile": profile, "screen": screen})  # fmt: skip
     return main, deployments[1]
 
 

@@ -6,7 +6,8 @@ other flow parameter; the values are checked against the variables as
 ``Model.run`` checks them, then submitted to the server's Prefect workers
 (never run in the server) and recorded. The run's page reloads itself
 (plain HTML refresh) until Prefect says the run is final, then shows the
-result: numbers as a table, arrays of numbers as a plot (server-rendered SVG).
+result: numbers as a table, arrays of numbers as a plot and 2-D arrays (images)
+as a heat map (server-rendered SVG).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lume_services.variables.checks import check_inputs
 MAX_FORM_FIELDS = 500
 FIELD = "in:"  # the form field of input variable NAME is "in:NAME"
 PLOT_W, PLOT_H, PAD = 480, 200, 28
+IMAGE_CELLS = 96  # an image is drawn as at most this many cells a side
 
 
 def _number(name: str, text: str) -> float:
@@ -124,13 +126,51 @@ def _numbers(result: Any) -> list[tuple[str, Any]]:
 
 
 def _plots(result: Any) -> list[tuple[str, Markup]]:
-    """Each array of numbers in the result as a line plot (SVG of numbers only; the label is escaped)."""
+    """Each array of numbers in the result as a line plot, each 2-D array (an image) as a heat map.
+
+    SVG of numbers only; the label is escaped by the template.
+    """
     items = result.items() if isinstance(result, dict) else [("result", result)]
     plots = []
     for name, values in items:
         if isinstance(values, list) and 2 <= len(values) <= 100_000 and all(_is_number(v) for v in values):
             plots.append((str(name), svg_line(values)))
+        elif _is_image(values):
+            plots.append((str(name), svg_image(values)))
     return plots[:20]
+
+
+def _is_image(values: Any) -> bool:
+    if not isinstance(values, list) or not 2 <= len(values) <= 1024 or not isinstance(values[0], list):
+        return False
+    width = len(values[0])
+    return 2 <= width <= 1024 and all(isinstance(row, list) and len(row) == width and all(_is_number(v) for v in row)
+                                      for row in values)  # fmt: skip
+
+
+def svg_image(rows: list[list[float]], cells: int = IMAGE_CELLS) -> Markup:
+    """A 2-D array as a grey-scale heat map of at most ``cells`` x ``cells`` cells (block means)."""
+    h, w = len(rows), len(rows[0])
+    ny, nx = min(h, cells), min(w, cells)
+    grid = [[0.0] * nx for _ in range(ny)]
+    counts = [[0] * nx for _ in range(ny)]
+    for y, row in enumerate(rows):
+        gy = y * ny // h
+        for x, v in enumerate(row):
+            gx = x * nx // w
+            grid[gy][gx] += v
+            counts[gy][gx] += 1
+    means = [[grid[y][x] / counts[y][x] for x in range(nx)] for y in range(ny)]
+    low = min(min(r) for r in means)
+    span = (max(max(r) for r in means) - low) or 1.0
+    size = 4 if max(nx, ny) > 64 else 6
+    rects = "".join(
+        f'<rect x="{x * size}" y="{y * size}" width="{size}" height="{size}" fill="rgb({g},{g},{g})"/>'
+        for y, r in enumerate(means) for x, v in enumerate(r) for g in (int(255 * (v - low) / span),)
+    )
+    return Markup(f'<svg class="plot image" viewBox="0 0 {nx * size} {ny * size}" width="{nx * size}" '
+                  f'height="{ny * size}" role="img">{rects}</svg>'
+                  f'<p class="hint">{h} x {w} values, from {low:.6g} (black) to {low + span:.6g} (white)</p>')
 
 
 def svg_line(values: list[float]) -> Markup:

@@ -232,6 +232,26 @@ def test_the_pages_fit_a_narrow_screen_and_every_field_has_a_label(web: Web, ser
         driver.set_window_size(1280, 800)
 
 
+def test_a_runs_page_shows_numbers_plots_and_images_escaped(web: Web, service: Any) -> None:
+    model = make_model(service)
+    deployment = make_deployment(service, model)
+    run = service.record_run(prefect_run_id="web-result", model_id=model, deployment_id=deployment, flow_id="f",
+                             parameters={"energy": 2.0})  # fmt: skip
+    image = [[x * y for x in range(30)] for y in range(20)]
+    service.finish_run(run.run_id, state="completed",
+                       result={"sigma_x": 0.125, XSS: 1.0, "profile": [0.0, 1.0, 4.0, 9.0], "screen": image})  # fmt: skip
+    web.sign_in("read", then=f"/runs/{run.run_id}")
+    driver = web.driver
+    assert web.text("#run-state") == "completed"
+    rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table.result tbody tr")]
+    assert rows == ["sigma_x 0.125", f"{XSS} 1.0"] and driver.execute_script("return window.__xss") is None
+    captions = [f.text.split("\n")[0] for f in driver.find_elements(By.CSS_SELECTOR, "figure figcaption")]
+    assert captions == ["profile", "screen"]
+    assert len(driver.find_elements(By.CSS_SELECTOR, "figure svg polyline")) == 1
+    assert len(driver.find_elements(By.CSS_SELECTOR, "figure svg.image rect")) == 20 * 30
+    assert "20 x 30 values" in driver.page_source
+
+
 def test_make_live_refuses_a_change_made_meanwhile(web: Web, service: Any) -> None:
     model = make_model(service)
     first, second = make_deployment(service, model), make_deployment(service, model)
