@@ -16,10 +16,9 @@ from starlette.responses import RedirectResponse, Response
 
 from lume_services.errors import AuthenticationError, ScopeError, ValidationError
 from lume_services.ui.auth import Viewer
+from lume_services.ui.pages import CsrfField as Csrf
 from lume_services.ui.pages import Seen, router
 from lume_services.ui.render import page
-
-Csrf = Annotated[str, Form(max_length=100)]
 
 
 def _admin(seen: Viewer) -> None:

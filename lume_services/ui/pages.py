@@ -143,7 +143,7 @@ def sign_in(request: Request, token: Annotated[str, Form(max_length=200)], check
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, seen: Seen, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+def sign_out(request: Request, seen: Seen, csrf: CsrfField) -> Response:
     seen.check_form(csrf, needed="read")
     seen.service.close_session(request.cookies[SESSION_COOKIE])
     response = RedirectResponse("/sign-in", status_code=303)
@@ -223,36 +223,41 @@ def deployment_page(seen: Seen, model_id: int, deployment_id: int) -> Response:
 # -- changing the live deployment ---------------------------------------------------------------
 
 
-def _owned(seen: Viewer, model_id: int, deployment_id: int) -> None:
+DeploymentField = Annotated[int, Form(ge=1, le=2**31 - 1)]
+ExpectedField = Annotated[str, Form(max_length=20)]  # the live deployment the page showed, or "none"
+CsrfField = Annotated[str, Form(max_length=100)]
+ReasonField = Annotated[str, Form(max_length=1000)]
+
+
+def _live_form(seen: Viewer, csrf: str, model_id: int, deployment_id: int, expected_live: str) -> Optional[int]:
+    """Check a live form (CSRF, scope, the deployment is the model's and in the token's project); its expectation."""
     from lume_services.api.routes.live import owned
 
+    seen.check_form(csrf)
     owned(seen.access, model_id, deployment_id)
+    return _expected(expected_live)
 
 
 @router.post("/models/{model_id}/live")
-def make_live(seen: Seen, model_id: int, deployment_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
-              expected_live: Annotated[str, Form(max_length=20)], csrf: Annotated[str, Form(max_length=100)],
-              reason: Annotated[str, Form(max_length=1000)] = "") -> Response:  # fmt: skip
+def make_live(seen: Seen, model_id: int, deployment_id: DeploymentField, expected_live: ExpectedField,
+              csrf: CsrfField, reason: ReasonField = "") -> Response:  # fmt: skip
     """Make a deployment live if the live one is still the one the page showed (compare-and-swap)."""
-    seen.check_form(csrf)
-    _owned(seen, model_id, deployment_id)
-    seen.service.set_live(deployment_id, expected_live=_expected(expected_live), reason=reason.strip() or None)
+    expected = _live_form(seen, csrf, model_id, deployment_id, expected_live)
+    seen.service.set_live(deployment_id, expected_live=expected, reason=reason.strip() or None)
     return _back(f"/models/{model_id}", "live")
 
 
 @router.post("/models/{model_id}/live-requests")
-def request_live(seen: Seen, model_id: int, deployment_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
-                 expected_live: Annotated[str, Form(max_length=20)], csrf: Annotated[str, Form(max_length=100)],
-                 reason: Annotated[str, Form(max_length=1000)] = "") -> Response:  # fmt: skip
-    seen.check_form(csrf)
-    _owned(seen, model_id, deployment_id)
-    seen.service.request_live(deployment_id, reason=reason.strip(), expected_live=_expected(expected_live))
+def request_live(seen: Seen, model_id: int, deployment_id: DeploymentField, expected_live: ExpectedField,
+                 csrf: CsrfField, reason: ReasonField = "") -> Response:  # fmt: skip
+    """Ask for a deployment of a protected model to go live (another person approves it)."""
+    expected = _live_form(seen, csrf, model_id, deployment_id, expected_live)
+    seen.service.request_live(deployment_id, reason=reason.strip(), expected_live=expected)
     return _back(f"/models/{model_id}", "requested")
 
 
 @router.post("/live-requests/{request_id}/{decision}")
-def decide(seen: Seen, request_id: int, decision: str, csrf: Annotated[str, Form(max_length=100)],
-           reason: Annotated[str, Form(max_length=1000)] = "") -> Response:  # fmt: skip
+def decide(seen: Seen, request_id: int, decision: str, csrf: CsrfField, reason: ReasonField = "") -> Response:
     """Approve or reject another person's request to go live."""
     seen.check_form(csrf)
     if decision not in ("approve", "reject"):
