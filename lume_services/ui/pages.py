@@ -43,6 +43,10 @@ PAGE = 50  # models or deployments per page
 SESSION_LIFETIME = timedelta(hours=12)
 Text = Annotated[Optional[str], Query(max_length=200)]
 Seen = Annotated[Viewer, Depends(viewer)]
+DeploymentField = Annotated[int, Form(ge=1, le=2**31 - 1)]
+ExpectedField = Annotated[str, Form(max_length=20)]  # the live deployment the page showed, or "none"
+CsrfField = Annotated[str, Form(max_length=100)]
+ReasonField = Annotated[str, Form(max_length=1000)]
 DONE = {  # what a redirect after a change says (fixed text: nothing from the request is echoed)
     "live": "The deployment is live now.",
     "requested": "The request to go live was recorded; another person must approve it.",
@@ -205,8 +209,8 @@ def model_page(seen: Seen, model_id: int, after: Annotated[Optional[int], Query(
     pending = service.list_live_requests(model_id=model_id, state="pending", limit=100).items
     audit = service.list_audit_events(model_id=model_id, limit=100)
     runs = service.list_runs(model_id=model_id, limit=20)
-    return page("model.html", runs=runs.items, viewer=seen, title=f"Model {model_id}", model=model, deployments=deployments.items,
-                following=deployments.next_after, live=live, history=list(reversed(history)), pending=pending,
+    return page("model.html", viewer=seen, title=f"Model {model_id}", model=model, deployments=deployments.items,
+                runs=runs.items, following=deployments.next_after, live=live, history=list(reversed(history)), pending=pending,
                 audit=audit.items, audit_more=audit.next_after is not None, done=DONE.get(done or ""),
                 expected="none" if live is None else str(live.deployment_id))  # fmt: skip
 
@@ -221,12 +225,6 @@ def deployment_page(seen: Seen, model_id: int, deployment_id: int) -> Response:
 
 
 # -- changing the live deployment ---------------------------------------------------------------
-
-
-DeploymentField = Annotated[int, Form(ge=1, le=2**31 - 1)]
-ExpectedField = Annotated[str, Form(max_length=20)]  # the live deployment the page showed, or "none"
-CsrfField = Annotated[str, Form(max_length=100)]
-ReasonField = Annotated[str, Form(max_length=1000)]
 
 
 def _live_form(seen: Viewer, csrf: str, model_id: int, deployment_id: int, expected_live: str) -> Optional[int]:
