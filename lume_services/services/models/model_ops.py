@@ -28,6 +28,8 @@ from lume_services.services.models.records import (
     ModelRecord,
     ModelWithLive,
     Page,
+    records_builder,
+    with_live,
 )
 from lume_services.services.models.tags import MODEL_TAGS, tag_filter
 from lume_services.services.models.unit_of_work import ServiceBase
@@ -40,7 +42,7 @@ from lume_services.services.models.validation import (
 from lume_services.services.models.writes import Change, changed, row_values
 
 MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
-MODEL_KEYS, DEPLOYMENT_KEYS = MODELS.c.keys(), DEPLOYMENTS.c.keys()
+MODEL_KEYS, DEPLOYMENT_KEYS = tuple(MODELS.c.keys()), tuple(DEPLOYMENTS.c.keys())
 # A search term longer than this is longer than any model field, even once lowercased.
 MAX_SEARCH = 4 * DESCRIPTION_LENGTH
 FIND_MODEL = select(MODELS.c.model_id).where(*(MODELS.c[f] == bindparam(f) for f in MODEL_FIELDS))
@@ -142,16 +144,13 @@ class ModelOps(ServiceBase):
         split = len(MODELS.c)
 
         def work(conn: Connection) -> list[ModelWithLive]:
+            rows = conn.execute(stmt).all()  # one fetchall; records built as fetch_all does, without validating
+            models = records_builder(ModelRecord, MODEL_KEYS)(row[:split] for row in rows)
+            lives = iter(records_builder(DeploymentRecord, DEPLOYMENT_KEYS)(
+                row[split:] for row in rows if row[split] is not None))  # fmt: skip
             return [
-                ModelWithLive(
-                    model=ModelRecord.model_validate(dict(zip(MODEL_KEYS, row[:split]))),
-                    live_deployment=(
-                        DeploymentRecord.model_validate(dict(zip(DEPLOYMENT_KEYS, row[split:])))
-                        if row[split] is not None
-                        else None
-                    ),
-                )
-                for row in conn.execute(stmt)
+                with_live(model, next(lives) if row[split] is not None else None)
+                for model, row in zip(models, rows)
             ]
 
         rows = self._read("list_models_with_live", work, core=True)
