@@ -12,7 +12,7 @@ from lume_services.api.routes.common import After, Field100, JSONBody, Limit, Se
 from lume_services.services.models.records import LoadedDeployment, ModelRecord, ModelWithLive, Page
 
 router = APIRouter(tags=["models"])
-MODELS_PAGE, MODELS_WITH_LIVE_PAGE = JSONBody(Page[ModelRecord]), JSONBody(Page[ModelWithLive])
+MODEL, MODELS_PAGE, MODELS_WITH_LIVE_PAGE = JSONBody(ModelRecord), JSONBody(Page[ModelRecord]), JSONBody(Page[ModelWithLive])
 
 
 @router.get("/models", response_model=Page[ModelRecord])
@@ -38,8 +38,8 @@ def list_models_with_live(access: Reader, limit: Limit = 100, after: After = Non
 
 
 @router.get("/models/{model_id}", response_model=ModelRecord)
-def get_model(model_id: int, access: Reader) -> ModelRecord:
-    return access.service.get_model(model_id=model_id)
+def get_model(model_id: int, access: Reader) -> Response:
+    return MODEL(access.service.get_model(model_id=model_id))
 
 
 @router.get("/models/{model_id}/loaded-deployment", response_model=LoadedDeployment)
