@@ -101,6 +101,8 @@ class TestListingsEqualValidatedRecords:
         assert {e.live_deployment is None for e in expected} == {True, False}
         built = service.list_models_with_live().items
         assert_same(built, expected)
+        assert_same(service.list_models_with_live(limit=1, after=models[0].model_id).items, expected[1:2])
+        assert_same(service.list_models_with_live(tags={"stage": "production"}).items, expected[1:2])
         assert_same([b.model for b in built], models)
         assert_same([b.live_deployment for b in built if b.live_deployment], [lives[m.model_id] for m in models
                                                                               if m.model_id in lives])  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -52,6 +53,27 @@ def _found(model_id: Optional[int]) -> int:
     if model_id is None:  # it existed a moment ago: deleted concurrently
         raise ConflictError("store_model conflicts with a concurrent delete; nothing was written. Try again.")
     return model_id
+
+
+def _with_live(models: Select[Any]) -> Select[Any]:
+    """The page ``models`` joined with each one's live deployment (NULLs when none is live)."""
+    page = models.subquery()
+    # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
+    return (
+        select(page, DEPLOYMENTS)
+        .select_from(page)
+        .outerjoin(DEPLOYMENTS, and_(DEPLOYMENTS.c.model_id == page.c.model_id, DEPLOYMENTS.c.is_live == true()))
+        .order_by(page.c.model_id)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _unfiltered_with_live(limit: int, paged: bool) -> Select[Any]:
+    """``_with_live`` of every model, ``limit`` + 1 of them (after the bound ``_after`` when ``paged``)."""
+    models = select(MODELS).order_by(MODELS.c.model_id).limit(limit + 1)
+    if paged:
+        models = models.where(MODELS.c.model_id > bindparam("_after"))
+    return _with_live(models)
 
 
 class ModelOps(ServiceBase):
@@ -131,20 +153,18 @@ class ModelOps(ServiceBase):
         **filters: Any,
     ) -> Page[ModelWithLive]:
         """A page of models, each with its live deployment, in one statement."""
-        page = self._models_page(limit, after, search, filters).subquery()
-        # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
-        stmt = (
-            select(page, DEPLOYMENTS)
-            .select_from(page)
-            .outerjoin(
-                DEPLOYMENTS, and_(DEPLOYMENTS.c.model_id == page.c.model_id, DEPLOYMENTS.c.is_live == true())
-            )
-            .order_by(page.c.model_id)
-        )
+        params: dict[str, Any] = {}
+        if search is None and not filters:  # the plain listing: its statement is built once per page size
+            stmt = _unfiltered_with_live(check_page(limit), after is not None)
+            if after is not None:
+                check_value(Model, "model_id", after, as_filter=True)
+                params["_after"] = after
+        else:
+            stmt = _with_live(self._models_page(limit, after, search, filters))
         split = len(MODELS.c)
 
         def work(conn: Connection) -> list[ModelWithLive]:
-            rows = conn.execute(stmt).all()  # one fetchall; records built as fetch_all does, without validating
+            rows = conn.execute(stmt, params).all()  # one fetchall; records built as fetch_all does, unvalidated
             models = records_builder(ModelRecord, MODEL_KEYS)(row[:split] for row in rows)
             lives = iter(records_builder(DeploymentRecord, DEPLOYMENT_KEYS)(
                 row[split:] for row in rows if row[split] is not None))  # fmt: skip
