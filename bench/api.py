@@ -8,7 +8,8 @@ connection each (httpx), at 1 and 8 concurrent clients; the systems take
 turns per operation so both see the same machine load. Printed per
 operation: requests per second, p50 and p95 latency, and our rate over
 MLflow's. Also the remote client's ``Model(model_id=...)`` next to the local
-service's.
+service's, the HTTP requests it sends, and the floor for any remote call: one
+bare GET /healthz on a reused connection.
 
 Operations (lume-services / MLflow REST):
   get a model          GET /api/v1/models/{id}            / GET registered-models/get?name=
@@ -215,7 +216,8 @@ def remote_client_latency(work: Path, db_url: str, base: str, token: str, ids: l
     from lume_services.models import Model
 
     local = lume_service(db_url)
-    remote = RemoteModelDBService(RegistryConnection(RegistrySettings(url=base, token=token)))
+    connection = RegistryConnection(RegistrySettings(url=base, token=token))
+    remote = RemoteModelDBService(connection)
     results = {}
     for label, service in (("local service", local), ("remote client", remote)):
         Model(model_id=ids[0], model_db_service=service)
@@ -225,8 +227,24 @@ def remote_client_latency(work: Path, db_url: str, base: str, token: str, ids: l
             Model(model_id=ids[i % len(ids)], model_db_service=service)
             samples.append(time.perf_counter() - t)
         results[label] = statistics.median(samples) * 1000
+    requests: list[str] = []  # what one remote Model(model_id=...) sends
+    connection._client.event_hooks["request"].append(lambda r: requests.append(f"{r.method} {r.url.path}"))
+    Model(model_id=ids[1], model_db_service=remote)
+    connection._client.event_hooks["request"].clear()
+    floor = []  # one bare round trip through uvicorn: no token, no database, no client code of ours
+    with httpx.Client(base_url=base) as http:
+        http.get("/healthz")
+        for _ in range(300):
+            t = time.perf_counter()
+            http.get("/healthz")
+            floor.append(time.perf_counter() - t)
+    bare = statistics.median(floor) * 1000
     print(f"\nModel(model_id=...): local {results['local service']:.2f} ms, remote {results['remote client']:.2f} ms "
-          f"({results['remote client'] / results['local service']:.1f}x; goal <= 3x)")  # fmt: skip
+          f"({results['remote client'] / results['local service']:.1f}x; goal <= 3x) in {len(requests)} HTTP "
+          f"request(s) ({', '.join(requests)})")  # fmt: skip
+    print(f"floor: one bare httpx GET /healthz on a reused connection {bare:.2f} ms "
+          f"({bare / results['local service']:.1f}x the local service; remote {results['remote client'] / bare:.2f}x "
+          f"the floor)")  # fmt: skip
 
 
 if __name__ == "__main__":

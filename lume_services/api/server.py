@@ -22,9 +22,11 @@ def run(*, host: str, port: int, workers: int, forwarded_allow_ips: str | None =
         access_log: bool = True) -> None:  # fmt: skip
     import uvicorn
 
+    from lume_services.api.protocol import protocol_path
+
     uvicorn.run(
         "lume_services.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,
         proxy_headers=forwarded_allow_ips is not None, forwarded_allow_ips=forwarded_allow_ips,
         access_log=access_log, server_header=False, timeout_graceful_shutdown=10,
-        http="lume_services.api.protocol:NoDelayH11Protocol",
+        http=protocol_path(),
     )  # fmt: skip

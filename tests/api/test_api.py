@@ -42,6 +42,19 @@ class TestModels:
         assert [(i["model"]["model_id"], (i["live_deployment"] or {}).get("deployment_id")) for i in items] == [
             (first, live), (second, None)]  # fmt: skip
 
+    def test_pages_are_the_records_every_field_as_json(self, api, service, principals) -> None:
+        """The pages' bodies (serialized by the routes themselves) hold every field of the records."""
+        first, _ = make_model(service), make_model(service)
+        service.set_model_tags(first, {"stage": "production"})
+        service.set_live(make_deployment(service, first))
+        h = principals.headers("read")
+        for path, read in (("/api/v1/live-models", service.list_models_with_live), ("/api/v1/models", service.list_models)):
+            response = api.get(path, params={"limit": 1}, headers=h)
+            assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+            assert response.json() == read(limit=1).model_dump(mode="json") and response.json()["next_after"] == first
+            bad = api.get(path, params={"limit": 0}, headers=h)
+            assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
     def test_an_unknown_model_is_a_404_problem(self, api, principals) -> None:
         response = api.get("/api/v1/models/999999", headers=principals.headers("read"))
         assert response.status_code == 404

@@ -25,6 +25,7 @@ from lume_services.services.models.records import (
     FlowOfFlowsRecord,
     LiveRequestRecord,
     ModelRecord,
+    ModelWithLive,
     records_builder,
 )
 
@@ -90,6 +91,21 @@ class TestListingsEqualValidatedRecords:
         assert_same(service.get_deployments(model_id=plain), expected)
         assert_same(service.list_deployments(model_id=plain).items, expected)
         assert_same(service.list_deployments(limit=1, after=expected[0].deployment_id).items, expected[1:2])
+
+    def test_models_with_live(self, service, model_db, registry):
+        models = validated(model_db, Model.__table__, ModelRecord, Model.__table__.c.model_id)
+        table = Deployment.__table__
+        lives = {d.model_id: d for d in validated(model_db, table, DeploymentRecord, table.c.deployment_id) if d.is_live}
+        expected = [ModelWithLive.model_validate({"model": m.model_dump(), "live_deployment": lives.get(m.model_id)})
+                    for m in models]  # fmt: skip
+        assert {e.live_deployment is None for e in expected} == {True, False}
+        built = service.list_models_with_live().items
+        assert_same(built, expected)
+        assert_same(service.list_models_with_live(limit=1, after=models[0].model_id).items, expected[1:2])
+        assert_same(service.list_models_with_live(tags={"stage": "production"}).items, expected[1:2])
+        assert_same([b.model for b in built], models)
+        assert_same([b.live_deployment for b in built if b.live_deployment], [lives[m.model_id] for m in models
+                                                                              if m.model_id in lives])  # fmt: skip
 
     def test_audit_events(self, service, model_db, registry):
         table = AuditEvent.__table__

@@ -1,11 +1,12 @@
-"""What the routers share: query parameters typed once (paging, tags)."""
+"""What the routers share: query parameters typed once (paging, tags), pre-serialized JSON bodies."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
-from fastapi import Query
+from fastapi import Query, Response
+from pydantic import TypeAdapter
 
 from lume_services.errors import ValidationError
 
@@ -30,3 +31,20 @@ def tag_filter(pairs: Sequence[str]) -> dict[str, object]:
 def given(**values: object) -> dict[str, object]:
     """The filters a request set (None: not given)."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+class JSONBody:
+    """A route's ``response_model`` body as JSON bytes, for routes that return a ``Response`` themselves.
+
+    The bytes are FastAPI's own for that model (the same TypeAdapter
+    serialization, ``by_alias``), but made in the route's thread from the
+    service's records: FastAPI would validate the records again against the
+    model (in another thread-pool hop) before serializing them. The route
+    keeps ``response_model`` for the OpenAPI document.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.adapter: TypeAdapter[Any] = TypeAdapter(model)
+
+    def __call__(self, value: Any) -> Response:
+        return Response(self.adapter.dump_json(value, by_alias=True), media_type="application/json")

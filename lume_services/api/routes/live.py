@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from lume_services.api.bodies import Decision, LiveRequestCreate, LiveSet
 from lume_services.api.deps import Access, Reader, Writer
-from lume_services.api.routes.common import After, Limit
+from lume_services.api.routes.common import After, JSONBody, Limit
 from lume_services.errors import DeploymentNotFoundError, ValidationError
 from lume_services.services.models.records import (
     UNSET,
@@ -31,6 +31,9 @@ class LiveState(BaseModel):
 
     model_id: int
     deployment: Optional[DeploymentRecord]
+
+
+LIVE_STATE = JSONBody(LiveState)
 
 
 def etag(deployment_id: Optional[int]) -> str:
@@ -62,26 +65,30 @@ def owned(access: Access, model_id: int, deployment_id: int) -> None:
     access.require_project_of(deployment_id)
 
 
+def live_state(model_id: int, deployment: Optional[DeploymentRecord]) -> Response:
+    """The LiveState body with its ETag."""
+    response = LIVE_STATE(LiveState(model_id=model_id, deployment=deployment))
+    response.headers["ETag"] = etag(deployment.deployment_id if deployment else None)
+    return response
+
+
 @router.get("/models/{model_id}/live", response_model=LiveState)
-def get_live(model_id: int, access: Reader, response: Response) -> LiveState:
+def get_live(model_id: int, access: Reader) -> Response:
     access.service.get_model(model_id=model_id)
     try:
         deployment: Optional[DeploymentRecord] = access.service.get_live_deployment(model_id)
     except DeploymentNotFoundError:
         deployment = None
-    response.headers["ETag"] = etag(deployment.deployment_id if deployment else None)
-    return LiveState(model_id=model_id, deployment=deployment)
+    return live_state(model_id, deployment)
 
 
 @router.put("/models/{model_id}/live", response_model=LiveState)
-def set_live(model_id: int, body: LiveSet, access: Writer, response: Response,
-             if_match: IfMatch = None) -> LiveState:  # fmt: skip
+def set_live(model_id: int, body: LiveSet, access: Writer, if_match: IfMatch = None) -> Response:
     """Make a deployment live; ``expected_live`` or If-Match makes it a compare-and-swap (409 if it moved)."""
     owned(access, model_id, body.deployment_id)
     record = access.service.set_live(body.deployment_id, expected_live=expected_of(body, if_match),
                                      reason=body.reason)  # fmt: skip
-    response.headers["ETag"] = etag(record.deployment_id)
-    return LiveState(model_id=model_id, deployment=record)
+    return live_state(model_id, record)
 
 
 @router.get("/live", response_model=list[LiveAt])

@@ -8,36 +8,38 @@ from fastapi import APIRouter, Query, Response
 
 from lume_services.api.bodies import ModelCreate, ModelUpdate, TagsRemove, TagsSet
 from lume_services.api.deps import Reader, Writer
-from lume_services.api.routes.common import After, Field100, Limit, Search, Tags, given, tag_filter
+from lume_services.api.routes.common import After, Field100, JSONBody, Limit, Search, Tags, given, tag_filter
 from lume_services.services.models.records import LoadedDeployment, ModelRecord, ModelWithLive, Page
 
 router = APIRouter(tags=["models"])
+MODEL, MODELS_PAGE, MODELS_WITH_LIVE_PAGE = JSONBody(ModelRecord), JSONBody(Page[ModelRecord]), JSONBody(Page[ModelWithLive])
 
 
 @router.get("/models", response_model=Page[ModelRecord])
 def list_models(access: Reader, limit: Limit = 100, after: After = None, search: Search = None,
                 author: Field100 = None, laboratory: Field100 = None, facility: Field100 = None,
                 beampath: Field100 = None, description: Field100 = None, require_approval: Optional[bool] = None,
-                tag: Tags = ()) -> Page[ModelRecord]:  # fmt: skip
+                tag: Tags = ()) -> Response:  # fmt: skip
     """A page of models in model_id order, filtered by fields (exact), tags (all) and ``search`` (any text)."""
     filters = given(author=author, laboratory=laboratory, facility=facility, beampath=beampath,
                     description=description, require_approval=require_approval)  # fmt: skip
-    return access.service.list_models(limit=limit, after=after, search=search, **filters, **tag_filter(tag))
+    return MODELS_PAGE(access.service.list_models(limit=limit, after=after, search=search, **filters,
+                                                  **tag_filter(tag)))  # fmt: skip
 
 
 @router.get("/live-models", response_model=Page[ModelWithLive])
 def list_models_with_live(access: Reader, limit: Limit = 100, after: After = None, search: Search = None,
                           author: Field100 = None, laboratory: Field100 = None, facility: Field100 = None,
-                          beampath: Field100 = None, tag: Tags = ()) -> Page[ModelWithLive]:  # fmt: skip
+                          beampath: Field100 = None, tag: Tags = ()) -> Response:  # fmt: skip
     """A page of models, each with its live deployment (null when none is live)."""
     filters = given(author=author, laboratory=laboratory, facility=facility, beampath=beampath)
-    return access.service.list_models_with_live(limit=limit, after=after, search=search, **filters,
-                                                **tag_filter(tag))  # fmt: skip
+    return MODELS_WITH_LIVE_PAGE(access.service.list_models_with_live(limit=limit, after=after, search=search,
+                                                                      **filters, **tag_filter(tag)))  # fmt: skip
 
 
 @router.get("/models/{model_id}", response_model=ModelRecord)
-def get_model(model_id: int, access: Reader) -> ModelRecord:
-    return access.service.get_model(model_id=model_id)
+def get_model(model_id: int, access: Reader) -> Response:
+    return MODEL(access.service.get_model(model_id=model_id))
 
 
 @router.get("/models/{model_id}/loaded-deployment", response_model=LoadedDeployment)

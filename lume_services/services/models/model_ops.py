@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -28,6 +29,8 @@ from lume_services.services.models.records import (
     ModelRecord,
     ModelWithLive,
     Page,
+    records_builder,
+    with_live,
 )
 from lume_services.services.models.tags import MODEL_TAGS, tag_filter
 from lume_services.services.models.unit_of_work import ServiceBase
@@ -40,7 +43,7 @@ from lume_services.services.models.validation import (
 from lume_services.services.models.writes import Change, changed, row_values
 
 MODELS, DEPLOYMENTS = Model.__table__, Deployment.__table__
-MODEL_KEYS, DEPLOYMENT_KEYS = MODELS.c.keys(), DEPLOYMENTS.c.keys()
+MODEL_KEYS, DEPLOYMENT_KEYS = tuple(MODELS.c.keys()), tuple(DEPLOYMENTS.c.keys())
 # A search term longer than this is longer than any model field, even once lowercased.
 MAX_SEARCH = 4 * DESCRIPTION_LENGTH
 FIND_MODEL = select(MODELS.c.model_id).where(*(MODELS.c[f] == bindparam(f) for f in MODEL_FIELDS))
@@ -50,6 +53,27 @@ def _found(model_id: Optional[int]) -> int:
     if model_id is None:  # it existed a moment ago: deleted concurrently
         raise ConflictError("store_model conflicts with a concurrent delete; nothing was written. Try again.")
     return model_id
+
+
+def _with_live(models: Select[Any]) -> Select[Any]:
+    """The page ``models`` joined with each one's live deployment (NULLs when none is live)."""
+    page = models.subquery()
+    # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
+    return (
+        select(page, DEPLOYMENTS)
+        .select_from(page)
+        .outerjoin(DEPLOYMENTS, and_(DEPLOYMENTS.c.model_id == page.c.model_id, DEPLOYMENTS.c.is_live == true()))
+        .order_by(page.c.model_id)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _unfiltered_with_live(limit: int, paged: bool) -> Select[Any]:
+    """``_with_live`` of every model, ``limit`` + 1 of them (after the bound ``_after`` when ``paged``)."""
+    models = select(MODELS).order_by(MODELS.c.model_id).limit(limit + 1)
+    if paged:
+        models = models.where(MODELS.c.model_id > bindparam("_after"))
+    return _with_live(models)
 
 
 class ModelOps(ServiceBase):
@@ -129,29 +153,24 @@ class ModelOps(ServiceBase):
         **filters: Any,
     ) -> Page[ModelWithLive]:
         """A page of models, each with its live deployment, in one statement."""
-        page = self._models_page(limit, after, search, filters).subquery()
-        # "is_live = true", not "IS TRUE": MariaDB matches only "=" against ix_deployment_model_live.
-        stmt = (
-            select(page, DEPLOYMENTS)
-            .select_from(page)
-            .outerjoin(
-                DEPLOYMENTS, and_(DEPLOYMENTS.c.model_id == page.c.model_id, DEPLOYMENTS.c.is_live == true())
-            )
-            .order_by(page.c.model_id)
-        )
+        params: dict[str, Any] = {}
+        if search is None and not filters:  # the plain listing: its statement is built once per page size
+            stmt = _unfiltered_with_live(check_page(limit), after is not None)
+            if after is not None:
+                check_value(Model, "model_id", after, as_filter=True)
+                params["_after"] = after
+        else:
+            stmt = _with_live(self._models_page(limit, after, search, filters))
         split = len(MODELS.c)
 
         def work(conn: Connection) -> list[ModelWithLive]:
+            rows = conn.execute(stmt, params).all()  # one fetchall; records built as fetch_all does, unvalidated
+            models = records_builder(ModelRecord, MODEL_KEYS)(row[:split] for row in rows)
+            lives = iter(records_builder(DeploymentRecord, DEPLOYMENT_KEYS)(
+                row[split:] for row in rows if row[split] is not None))  # fmt: skip
             return [
-                ModelWithLive(
-                    model=ModelRecord.model_validate(dict(zip(MODEL_KEYS, row[:split]))),
-                    live_deployment=(
-                        DeploymentRecord.model_validate(dict(zip(DEPLOYMENT_KEYS, row[split:])))
-                        if row[split] is not None
-                        else None
-                    ),
-                )
-                for row in conn.execute(stmt)
+                with_live(model, next(lives) if row[split] is not None else None)
+                for model, row in zip(models, rows)
             ]
 
         rows = self._read("list_models_with_live", work, core=True)

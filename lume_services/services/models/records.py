@@ -250,6 +250,19 @@ def records_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[It
     return build
 
 
+_WITH_LIVE_FIELDS = frozenset(("model", "live_deployment"))
+
+
+def with_live(model: ModelRecord, live_deployment: Optional[DeploymentRecord]) -> ModelWithLive:
+    """``ModelWithLive(model=model, live_deployment=live_deployment)`` of built records, without validating again."""
+    one = object.__new__(ModelWithLive)
+    _set_dict(one, "__dict__", {"model": model, "live_deployment": live_deployment})
+    _set_fields(one, set(_WITH_LIVE_FIELDS))
+    _set_extra(one, None)
+    _set_private(one, None)
+    return one
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a listing. Pass ``next_after`` as ``after`` for the next page."""
 

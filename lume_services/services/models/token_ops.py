@@ -18,7 +18,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from lume_services.errors import (
     AlreadyExistsError,
@@ -35,6 +35,7 @@ from lume_services.services.models.writes import Change
 
 TOKENS, PROJECTS = ApiToken.__table__, Project.__table__
 TOKEN_COLUMNS = [c for c in TOKENS.c if c.key not in ("token_sha256", "active_name")]
+BY_DIGEST = select(*TOKEN_COLUMNS).where(TOKENS.c.token_sha256 == bindparam("_digest"))  # every request
 TOKEN_PREFIX = "lume_"
 MAX_TOKEN_LENGTH = 200  # longer text is refused before it is hashed
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,99}")
@@ -160,8 +161,8 @@ class TokenOps(ServiceBase):
         """The token in use that ``token`` is, or :class:`AuthenticationError` (never naming it)."""
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationError("The API token is malformed")
-        stmt = select(*TOKEN_COLUMNS).where(TOKENS.c.token_sha256 == token_digest(token))
-        row = self._read("authenticate", lambda c: c.execute(stmt).first(), core=True)
+        digest = token_digest(token)
+        row = self._read("authenticate", lambda c: c.execute(BY_DIGEST, {"_digest": digest}).first(), core=True)
         if row is None:
             raise AuthenticationError("The API token is not known")
         record = TokenRecord.model_validate(row)

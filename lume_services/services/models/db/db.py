@@ -11,6 +11,7 @@ error messages.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -172,7 +173,7 @@ class ModelDB:
 
     def _create_engine(self) -> Engine:
         opts = self.config.connection
-        kwargs: dict[str, Any] = {"pool_pre_ping": opts.pool_pre_ping}
+        kwargs: dict[str, Any] = {"pool_pre_ping": opts.pool_pre_ping, "json_deserializer": _json_loads}
         if self.dialect == "sqlite":
             return self._create_sqlite_engine(kwargs)
         if opts.pool_size is not None:
@@ -393,6 +394,16 @@ class ModelDB:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+
+_JSON_CONSTANTS: dict[str, Any] = {"null": None, "{}": None}  # "{}" is replaced below: a new dict each time
+
+
+def _json_loads(text: str) -> Any:
+    """json.loads, without a parse for the values most read: no tags ("null" or "{}")."""
+    if text in _JSON_CONSTANTS:
+        return None if text == "null" else {}
+    return json.loads(text)
 
 
 def _dispose_in_forked_children(engine: Engine) -> None:
