@@ -27,6 +27,10 @@ class ApiSettings(BaseModel):
         default=120.0, ge=5, le=86400,
         description="Seconds without a heartbeat after which a running job counts as interrupted and is failed.",
     )  # fmt: skip
+    session_hours: float = Field(
+        default=12.0, ge=0.1, le=720,
+        description="Hours a web UI sign-in lasts (never beyond its token's expiry); signing out ends it sooner.",
+    )  # fmt: skip
     host: str = Field(default="127.0.0.1", description="Address `lume-services serve` listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port `lume-services serve` listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server processes `lume-services serve` starts.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Optional
 from urllib.parse import urlencode
 
@@ -40,7 +40,6 @@ from lume_services.ui.render import page, static_file
 
 MODEL_PATH = re.compile(r"/models/[0-9]{1,10}")
 PAGE = 50  # models or deployments per page
-SESSION_LIFETIME = timedelta(hours=12)
 Text = Annotated[Optional[str], Query(max_length=200)]
 Seen = Annotated[Viewer, Depends(viewer)]
 DeploymentField = Annotated[int, Form(ge=1, le=2**31 - 1)]
@@ -97,6 +96,10 @@ def _back(path: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
+def _seconds_until(when: datetime) -> int:
+    return max(1, int((when - datetime.now(UTC)).total_seconds()))
+
+
 def _expected(value: str) -> Optional[int]:
     if value == "none":
         return None
@@ -133,14 +136,16 @@ def sign_in(request: Request, token: Annotated[str, Form(max_length=200)], check
     if not same(request.cookies.get(SIGN_IN_COOKIE), check):
         return page("sign_in.html", 403, viewer=None, title="Sign in", next=safe_next(next),
                     sign_in=check, message="The sign-in form is not this site's page; reload it and sign in again.")  # fmt: skip
-    service = request.app.state.context.model_db_service()
+    context = request.app.state.context
+    service = context.model_db_service()
+    lifetime = timedelta(hours=context.settings.api.session_hours)
     try:
-        session = service.open_session(token.strip(), lifetime=SESSION_LIFETIME)
+        session = service.open_session(token.strip(), lifetime=lifetime)
     except AuthenticationError as exc:
         return page("sign_in.html", 401, viewer=None, title="Sign in", next=safe_next(next), sign_in=check,
                     message=str(exc))  # fmt: skip
     response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, session.session.get_secret_value(), max_age=int(SESSION_LIFETIME.total_seconds()),
+    response.set_cookie(SESSION_COOKIE, session.session.get_secret_value(), max_age=_seconds_until(session.expires),
                         path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
     response.delete_cookie(SIGN_IN_COOKIE, path="/sign-in")
     return response

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from factories import make_project
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from lume_services.errors import (
     AuthenticationError,
@@ -16,7 +16,7 @@ from lume_services.errors import (
     TokenNotFoundError,
     ValidationError,
 )
-from lume_services.services.models.db.schema import ApiToken, utcnow
+from lume_services.services.models.db.schema import ApiToken, WebSession, utcnow
 
 TOKENS = ApiToken.__table__
 
@@ -109,3 +109,54 @@ class TestRevokeAndExpiry:
         with pytest.raises(AuthenticationError) as caught:
             service.authenticate(token)
         assert (not isinstance(token, str) or len(token) < 6 or token not in str(caught.value))
+
+
+class TestWebSessions:
+    def test_a_session_finds_its_token_until_signed_out_and_keeps_only_a_digest(self, service, model_db) -> None:
+        token = service.create_token("operator", scope="write").token.get_secret_value()
+        opened = service.open_session(token, lifetime=timedelta(hours=2))
+        session_id = opened.session.get_secret_value()
+        assert session_id not in repr(opened) and opened.token.name == "operator"
+        assert timedelta(hours=1, minutes=59) < opened.expires - utcnow() <= timedelta(hours=2)
+        assert service.session_token(session_id).name == "operator"
+        with model_db.engine.connect() as conn:
+            rows = conn.execute(select(WebSession.__table__)).all()
+        assert len(rows) == 1 and session_id not in str(rows)  # only its sha256
+        assert service.close_session(session_id) and not service.close_session(session_id)
+        with pytest.raises(AuthenticationError, match="sign in again"):
+            service.session_token(session_id)
+
+    def test_revoking_or_expiry_ends_sessions_and_a_session_never_outlives_its_token(self, service, model_db) -> None:
+        token = service.create_token("shift", scope="read", expires_in=timedelta(days=1)).token.get_secret_value()
+        opened = service.open_session(token, lifetime=timedelta(days=30))
+        assert opened.expires <= service.authenticate(token).expires  # capped by the token's expiry
+        other = service.open_session(token).session.get_secret_value()
+        with model_db.engine.begin() as conn:  # one session's time is up
+            conn.execute(update(WebSession.__table__)
+                         .where(WebSession.__table__.c.expires == opened.expires)
+                         .values(expires=utcnow() - timedelta(seconds=1)))  # fmt: skip
+        with pytest.raises(AuthenticationError, match="expired"):
+            service.session_token(opened.session.get_secret_value())
+        assert service.session_token(other).name == "shift"
+        service.revoke_token("shift")
+        with pytest.raises(AuthenticationError, match="revoked"):
+            service.session_token(other)
+        service.open_session(service.create_token("next", scope="read").token.get_secret_value())
+        with model_db.engine.connect() as conn:  # signing in removed the session whose time was up
+            assert conn.execute(select(func.count()).select_from(WebSession.__table__)).scalar() == 2
+
+    @pytest.mark.parametrize("dialect", ["sqlite"])
+    def test_bad_input_is_refused_and_nothing_is_stored(self, service, model_db) -> None:
+        token = service.create_token("x", scope="read").token.get_secret_value()
+        for lifetime in (timedelta(0), timedelta(days=31), 3600):
+            with pytest.raises(ValidationError, match="lifetime"):
+                service.open_session(token, lifetime=lifetime)
+        with pytest.raises(AuthenticationError, match="not known"):
+            service.open_session("lume_unknown")
+        for session_id in ("", "x" * 101, None):
+            with pytest.raises(AuthenticationError, match="malformed"):
+                service.session_token(session_id)
+        with pytest.raises(AuthenticationError, match="not known"):
+            service.session_token("never-issued")
+        with model_db.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(WebSession.__table__)).scalar() == 0
