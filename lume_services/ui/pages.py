@@ -214,7 +214,8 @@ def model_page(seen: Seen, model_id: int, after: Annotated[Optional[int], Query(
     pending = service.list_live_requests(model_id=model_id, state="pending", limit=100).items
     audit = service.list_audit_events(model_id=model_id, limit=100)
     runs = service.list_runs(model_id=model_id, limit=20)
-    return page("model.html", viewer=seen, title=f"Model {model_id}", model=model, deployments=deployments.items,
+    ids = [d.deployment_id for d in deployments.items]
+    return page("model.html", flows=service.get_flows_of(ids), variables=service.get_variables_of(ids), viewer=seen, title=f"Model {model_id}", model=model, deployments=deployments.items,
                 runs=runs.items, following=deployments.next_after, live=live, history=list(reversed(history)), pending=pending,
                 audit=audit.items, audit_more=audit.next_after is not None, done=DONE.get(done or ""),
                 expected="none" if live is None else str(live.deployment_id))  # fmt: skip

@@ -166,6 +166,8 @@ def test_a_deployment_page_shows_its_variables_runs_and_a_composites_steps(web: 
 
     web.sign_in("read", then=f"/models/{model}")
     assert "physicist" in web.text(f"#run-{run.run_id}") and "0.125" in web.text(f"#run-{run.run_id}")
+    row = web.text(f"#deployment-{deployment}")
+    assert "surrogate" in row and project in row and "2 in, 1 out" in row  # its flow and variables
     web.submit(web.driver.find_element(By.LINK_TEXT, str(deployment)))
     rows = [r.text for r in web.driver.find_elements(By.CSS_SELECTOR, "table.variables tbody tr")]
     assert rows[0].split() == ["energy", "scalar", "1.5", "0.0", "to", "10.0", "GeV"]

@@ -59,6 +59,7 @@ READS: dict[str, tuple[Read, Callable[[int], int], int]] = {
         1,
     ),
     "list_beamlines": (lambda x: x.service.list_beamlines(), lambda n: 1, 1),  # every model is on cu_hxr
+    "get_flows_of a page": (lambda x: list(x.service.get_flows_of(x.deployments[:100]).values()), lambda n: min(n, 100), 1),
     "get_live_of a page": (lambda x: list(x.service.get_live_of(x.models[:100]).values()), lambda n: min(n, 100), 1),
     "list_audit_events of a model": (
         lambda x: x.service.list_audit_events(model_id=x.model.model_id, limit=100).items,

@@ -336,6 +336,7 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "session_token": call(dict(session_id=st.sampled_from(["unknown-session", "", "x" * 200]))),
     "close_session": call(dict(session_id=st.sampled_from(["unknown-session", ""]))),
     "list_beamlines": call(dict(laboratory=optional(NAME), facility=optional(NAME))),
+    "get_flows_of": call(dict(deployment_ids=st.lists(ref("deployment"), max_size=3))),
     "get_live_of": call(dict(model_ids=st.lists(ref("model"), max_size=3), at=optional(AT))),
     # the MLflow bridge's two calls
     "mirror_state": call(dict(tags=st.sampled_from([{"mlflow.tracking_uri": "https://mlflow.example.org"}, {}]))),
