@@ -21,6 +21,7 @@ from browser import IN_CI, start_chromium
 from factories import deployment_fields, make_deployment, make_flow, make_model, make_project
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from lume_services.variables.types import Variable, Variables
@@ -252,6 +253,28 @@ def test_a_runs_page_shows_numbers_plots_and_images_escaped(web: Web, service: A
     assert len(driver.find_elements(By.CSS_SELECTOR, "figure svg polyline")) == 1
     assert len(driver.find_elements(By.CSS_SELECTOR, "figure svg.image rect")) == 20 * 30
     assert "20 x 30 values" in driver.page_source
+
+
+def test_signing_in_and_making_live_work_from_the_keyboard_alone(web: Web, service: Any) -> None:
+    model = make_model(service)
+    deployment = make_deployment(service, model)
+    driver = web.open(f"/sign-in?next=/models/{model}")
+    focused = driver.switch_to.active_element
+    for _ in range(12):  # Tab from the page's start to the token field
+        if focused.get_attribute("id") == "token":
+            break
+        focused.send_keys(Keys.TAB)
+        focused = driver.switch_to.active_element
+    assert focused.get_attribute("id") == "token"
+    driver.execute_script("window.__old_page = true")
+    focused.send_keys(web.principals.tokens["write"], Keys.ENTER)
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return !window.__old_page"))
+    reason = driver.find_element(By.ID, f"reason-{deployment}")
+    driver.execute_script("window.__old_page = true")
+    reason.send_keys("from the keyboard", Keys.ENTER)  # Enter in a form's field submits it
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return !window.__old_page"))
+    assert web.message() == "The deployment is live now."
+    assert service.get_live_history(model)[-1].reason == "from the keyboard"
 
 
 def test_make_live_refuses_a_change_made_meanwhile(web: Web, service: Any) -> None:

@@ -56,5 +56,5 @@ class ModelDBService(
     REST API tokens are ``create_token`` ... ``authenticate``; the server's jobs
     ``submit_job`` ... ``finish_job``; runs submitted through the registry
     ``record_run`` ... ``list_runs``; the web UI's sessions ``open_session`` ...
-    ``close_session`` and its overviews ``list_beamlines`` and ``get_live_of``.
+    ``close_session`` and its overviews ``list_beamlines``, ``get_live_of`` and ``get_flows_of``.
     """
