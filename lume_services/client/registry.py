@@ -216,10 +216,11 @@ class RemoteModelDBService:
     def _model_of(self, deployment_id: int) -> int:
         return self.get_deployment(deployment_id=deployment_id).model_id
 
-    def set_live(self, deployment_id: int, *, expected_live: Any = UNSET,
-                 reason: Optional[str] = None) -> DeploymentRecord:  # fmt: skip
+    def set_live(self, deployment_id: int, *, expected_live: Any = UNSET, reason: Optional[str] = None,
+                 model_id: Optional[int] = None) -> DeploymentRecord:  # fmt: skip
         body = {"deployment_id": deployment_id, "reason": reason, **_expected(expected_live)}
-        state = self._http.send("PUT", f"/models/{self._model_of(deployment_id)}/live", body)
+        owner = self._model_of(deployment_id) if model_id is None else model_id  # the server checks it
+        state = self._http.send("PUT", f"/models/{owner}/live", body)
         return DeploymentRecord.model_validate(state["deployment"])
 
     def get_live_deployment(self, model_id: int, *, at: Optional[datetime] = None) -> DeploymentRecord:

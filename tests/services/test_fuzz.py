@@ -267,7 +267,7 @@ CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "update_deployment": call(dict(deployment_id=ref("deployment", "live_deployment"),
                                    is_live=optional(st.booleans()), image=optional(IMAGE))),  # fmt: skip
     "delete_deployment": call(dict(deployment_id=ref("deployment", "live_deployment"))),
-    "set_live": call(dict(deployment_id=ref("deployment"), reason=optional(REASON),
+    "set_live": call(dict(deployment_id=ref("deployment"), reason=optional(REASON), model_id=optional(ref("model")),
                           expected_live=optional(st.one_of(st.none(), ref("live_deployment", "deployment"))))),
     "request_live": call(dict(deployment_id=ref("deployment"), reason=REASON,
                               expected_live=optional(st.one_of(st.none(), ref("live_deployment", "deployment"))))),

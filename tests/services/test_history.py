@@ -318,6 +318,17 @@ class TestCompareAndSwap:
         with pytest.raises(DeploymentNotFoundError):
             service.set_live(10**6, expected_live=None)
 
+    def test_the_model_named_must_own_the_deployment(self, service, model_db):
+        """``model_id`` (what the REST route passes) is checked on the locked row; nothing is written."""
+        model_id, other = make_model(service), make_model(service)
+        target = make_deployment(service, model_id)
+        service.update_model(other, require_approval=True)  # the ownership error wins over other checks
+        before = counts(model_db)
+        with pytest.raises(ValidationError, match=f"belongs to model {model_id}, not {other}"):
+            service.set_live(target, expected_live=12345, model_id=other)
+        assert counts(model_db) == before
+        assert service.set_live(target, model_id=model_id).is_live
+
 
 @pytest.fixture
 def protected(alice):

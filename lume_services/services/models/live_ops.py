@@ -145,7 +145,8 @@ class LiveOps(ServiceBase):
     # -- setting the live deployment ------------------------------------------------------
 
     def set_live(
-        self, deployment_id: int, *, expected_live: Any = UNSET, reason: Optional[str] = None
+        self, deployment_id: int, *, expected_live: Any = UNSET, reason: Optional[str] = None,
+        model_id: Optional[int] = None,
     ) -> DeploymentRecord:
         """Make ``deployment_id`` its model's one live deployment.
 
@@ -153,12 +154,19 @@ class LiveOps(ServiceBase):
         this is a compare-and-swap: if the model's live deployment is another
         one, LiveDeploymentChangedError is raised and nothing is written. A
         protected model raises ApprovalRequiredError (use :meth:`request_live`).
+        With ``model_id``, a deployment of another model is refused
+        (ValidationError), checked on the row the change locks.
         """
         check_value(Deployment, "deployment_id", deployment_id)
+        if model_id is not None:
+            check_value(Model, "model_id", model_id, as_filter=True)
         expected_live, reason = _expected(expected_live), check_reason(reason)
 
         def work(change: Change) -> DeploymentRecord:
             locked = change.lock_owner(deployment_id)
+            if model_id is not None and locked.model_id != model_id:
+                raise ValidationError("deployment_id", deployment_id, f"belongs to model {locked.model_id}, "
+                                      f"not {model_id}", "Nothing was changed.")  # fmt: skip
             state = change.deployment_state(deployment_id)
             self._compare(change, locked.model_id, expected_live, state._live)
             change.move_deployment(locked, state, live=True, reason=reason)
