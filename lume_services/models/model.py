@@ -297,7 +297,8 @@ class Model:
         :meth:`request_live`).
         """
         self._require_own(deployment_id)
-        return self.model_db_service.set_live(deployment_id, expected_live=expected_live, reason=reason)
+        return self.model_db_service.set_live(deployment_id, expected_live=expected_live, reason=reason,
+                                             model_id=self.model_id)
 
     def request_live(self, deployment_id: int, *, reason: str) -> LiveRequestRecord:
         """Ask for one of this model's deployments to go live; another person approves it."""
