@@ -48,6 +48,9 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.arrived += 1
+                    if len(body) < length:  # the sender died mid-request (SIGKILL): nothing was delivered,
+                        self.close_connection = True  # and a real receiver would neither answer nor record it
+                        return
                     mode = receiver.script.pop(0) if receiver.script else receiver.mode
                 if mode == "hang":
                     time.sleep(receiver.hang_seconds)
