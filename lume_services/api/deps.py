@@ -30,15 +30,20 @@ class Access:
     def name(self) -> str:
         return self.token.name if self.token else ANONYMOUS
 
+    @property
+    def project(self) -> Optional[str]:
+        """The one project a write token is limited to (None: not limited, or anonymous)."""
+        return self.token.project_name if self.token is not None else None
+
     def require_unrestricted(self, what: str) -> None:
         """Refuse a project-limited token a change outside deployments (models, projects)."""
-        if self.token is not None and self.token.project_name is not None:
-            raise ScopeError(self.token.name, f"write for project {self.token.project_name!r}", "write",
+        if self.token is not None and self.project is not None:
+            raise ScopeError(self.token.name, f"write for project {self.project!r}", "write",
                              f"{what} is not limited to one project.")  # fmt: skip
 
     def require_project_of(self, deployment_id: int) -> None:
         """Refuse a project-limited token a change of a deployment outside its project."""
-        if self.token is None or self.token.project_name is None:
+        if self.token is None or self.project is None:
             return
         projects = {f.project_name for f in self.service.get_flows(deployment_id=deployment_id)}
         if self.token.project_name not in projects:

@@ -14,19 +14,11 @@ from typing import Annotated, Optional
 from fastapi import Form, Query
 from starlette.responses import RedirectResponse, Response
 
-from lume_services.errors import AuthenticationError, ScopeError, ValidationError
+from lume_services.errors import ValidationError
 from lume_services.ui.auth import Viewer
 from lume_services.ui.pages import CsrfField as Csrf
 from lume_services.ui.pages import Seen, router
 from lume_services.ui.render import page
-
-
-def _admin(seen: Viewer) -> None:
-    """Admin pages: only for an admin token (anonymous viewers are sent to sign in)."""
-    if seen.token is None:
-        raise AuthenticationError("Sign in with an admin token")
-    if not seen.can("admin"):
-        raise ScopeError(seen.token.name, seen.token.scope, "admin")
 
 
 def _tokens_page(seen: Viewer, status: int = 200, **context: object) -> Response:
@@ -36,7 +28,7 @@ def _tokens_page(seen: Viewer, status: int = 200, **context: object) -> Response
 
 @router.get("/admin/tokens")
 def tokens(seen: Seen) -> Response:
-    _admin(seen)
+    seen.require("admin", "see the administrator's pages")
     return _tokens_page(seen)
 
 
@@ -72,7 +64,7 @@ def _webhooks_page(seen: Viewer, status: int = 200, **context: object) -> Respon
 
 @router.get("/admin/webhooks")
 def webhooks(seen: Seen) -> Response:
-    _admin(seen)
+    seen.require("admin", "see the administrator's pages")
     return _webhooks_page(seen)
 
 
@@ -102,7 +94,7 @@ def remove_webhook(seen: Seen, webhook_id: int, csrf: Csrf) -> Response:
 def webhook(seen: Seen, webhook_id: int, after: Annotated[Optional[int], Query(ge=0)] = None,
             done: Annotated[Optional[str], Query(max_length=20)] = None) -> Response:  # fmt: skip
     """A webhook's deliveries, newest page first in id order, each replayable."""
-    _admin(seen)
+    seen.require("admin", "see the administrator's pages")
     hook = seen.service.get_webhook(webhook_id)
     deliveries = seen.service.list_deliveries(webhook_id=webhook_id, limit=50, after=after)
     return page("admin_webhook.html", viewer=seen, title=f"Webhook {webhook_id}", hook=hook,

@@ -56,14 +56,20 @@ class Viewer:
         """The API's access checks (scope of project-limited tokens) for this viewer."""
         return Access(self.token, self.service)
 
+    def require(self, scope: str, doing: str = "see this page") -> None:
+        """Refuse a viewer without a token of ``scope``: 401 when not signed in, else 403."""
+        if self.token is None:
+            raise AuthenticationError(f"Sign in to {doing}")
+        if not self.can(scope):
+            raise ScopeError(self.token.name, self.token.scope, scope)
+
     def check_form(self, csrf: Optional[str], needed: str = "write") -> None:
         """Refuse a form that is not from this session's page (403), or that this token may not send."""
         if self.token is None:
             raise AuthenticationError("Sign in to change anything")
         if not same(csrf, self.csrf):
             raise CsrfError()
-        if not self.can(needed):
-            raise ScopeError(self.token.name, self.token.scope, needed)
+        self.require(needed)
 
 
 def viewer(request: Request) -> Viewer:

@@ -176,8 +176,7 @@ def _models_page(seen: Viewer, template: str, title: str, after: Optional[int], 
     live = seen.service.get_live_of([m.model_id for m in models.items])
     following = None
     if models.next_after is not None:
-        following = "?" + urlencode([*((k, v) for k, v in query.items() if v and k != "tag"),
-                                     *(("tag", t) for t in query.get("tag", ())), ("after", models.next_after)])  # fmt: skip
+        following = "?" + urlencode({**{k: v for k, v in query.items() if v}, "after": models.next_after}, doseq=True)
     return page(template, viewer=seen, title=title, models=models.items, live=live, following=following, **context)
 
 

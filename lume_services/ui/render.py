@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from lume_services import __version__
@@ -44,13 +44,18 @@ def short(value: Any, n: int = 12) -> str:
     return text if len(text) <= n else text[:n] + "\u2026"
 
 
+def default_text(variable: Any) -> Optional[str]:
+    """A variable's default as a form field's value (an array's as JSON)."""
+    if variable.default is None:
+        return None
+    return str(variable.default) if variable.kind == "scalar" else json.dumps(variable.default)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("lume_services.ui", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))  # fmt: skip
     env.filters.update(utc=utc, as_json=as_json, short=short)
-    from lume_services.ui.runs import default_text
-
     env.globals.update(version=__version__, default_text=default_text)
     return env
 
@@ -66,4 +71,4 @@ def static_file(name: str) -> tuple[bytes, str]:
     return files("lume_services.ui").joinpath("static", name).read_bytes(), media
 
 
-__all__ = ["escape", "page", "static_file", "utc"]
+__all__ = ["page", "static_file", "utc"]

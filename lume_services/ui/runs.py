@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import Request
 from markupsafe import Markup
@@ -83,16 +83,14 @@ async def submit_run(request: Request, seen: Seen, model_id: int, deployment_id:
 
 
 def _submit(request: Request, seen: Any, model_id: int, deployment_id: int, form: Any) -> Response:
-    from lume_services.api.deps import server_scheduling
+    from lume_services.api.routes.runs import start_run
 
     loaded = seen.service.load_deployment(model_id=model_id, deployment_id=deployment_id)
     if loaded.flow is None:
         raise ValidationError("deployment_id", deployment_id, "has no registered flow to run", "Nothing was submitted.")
     seen.access.require_project_of(deployment_id)
     parameters = parameters_of(loaded.variables, form)
-    prefect_run_id = server_scheduling(request).run(loaded.flow.flow_id, parameters)
-    run = seen.service.record_run(prefect_run_id=prefect_run_id, model_id=model_id, deployment_id=deployment_id,
-                                  flow_id=loaded.flow.flow_id, parameters=parameters)  # fmt: skip
+    run = start_run(request, seen.access, loaded.deployment, loaded.flow.flow_id, parameters)
     return RedirectResponse(f"/runs/{run.run_id}", status_code=303)
 
 
@@ -186,10 +184,3 @@ def svg_line(values: list[float]) -> Markup:
         f'<text x="{PAD}" y="{PAD - 8}" font-size="11">max {high:.6g}</text>'
         f'<text x="{PAD}" y="{PLOT_H - 8}" font-size="11">min {low:.6g} · {len(values)} values</text></svg>'
     )
-
-
-def default_text(variable: Any) -> Optional[str]:
-    """A variable's default as the form field's value."""
-    if variable.default is None:
-        return None
-    return str(variable.default) if variable.kind == "scalar" else json.dumps(variable.default)

@@ -85,7 +85,7 @@ def get_live(model_id: int, access: Reader) -> Response:
 @router.put("/models/{model_id}/live", response_model=LiveState)
 def set_live(model_id: int, body: LiveSet, access: Writer, if_match: IfMatch = None) -> Response:
     """Make a deployment live; ``expected_live`` or If-Match makes it a compare-and-swap (409 if it moved)."""
-    if access.token is not None and access.token.project_name is not None:
+    if access.project is not None:
         owned(access, model_id, body.deployment_id)  # the deployment's project, before anything else
     # the deployment's model is checked inside the change, on the row it locks: no read before it
     record = access.service.set_live(body.deployment_id, expected_live=expected_of(body, if_match),

@@ -48,10 +48,15 @@ def submit_run(body: RunCreate, access: Writer, request: Request) -> RunRecord:
         raise SchedulingError(f"Flow {body.flow_id!r} belongs to no deployment; nothing was submitted.")
     access.require_project_of(flow.deployment_id)
     deployment = access.service.get_deployment(deployment_id=flow.deployment_id)
-    prefect_run_id = server_scheduling(request).run(body.flow_id, body.parameters)
+    return start_run(request, access, deployment, body.flow_id, body.parameters)
+
+
+def start_run(request: Request, access: Access, deployment: Any, flow_id: str, parameters: dict[str, Any]) -> RunRecord:
+    """Submit a run of ``flow_id`` (of ``deployment``) to the server's Prefect workers, and record it."""
+    prefect_run_id = server_scheduling(request).run(flow_id, parameters)
     return access.service.record_run(prefect_run_id=prefect_run_id, model_id=deployment.model_id,
-                                     deployment_id=deployment.deployment_id, flow_id=body.flow_id,
-                                     parameters=body.parameters)  # fmt: skip
+                                     deployment_id=deployment.deployment_id, flow_id=flow_id,
+                                     parameters=parameters)  # fmt: skip
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord)
