@@ -481,3 +481,93 @@ def test_the_admin_pages_against_every_principal(api: httpx.Client, principals: 
             assert status == {"admin": 201}.get(kind, 403 if signed_in else 401), (kind, status)
             made = [t.name for t in service.list_tokens()]
             assert (f"made-by-{kind}" in made) is (kind == "admin")
+
+
+# (method, path template) -> (scope needed, the path for this principal's objects, the form); every UI route
+RANK = {"public": 0, "read": 1, "write": 2, "admin": 3}
+GRANTED = {"anonymous": -1, "revoked": -1, "expired": -1, "read": 1, "write_other": 2, "write": 2, "admin": 3}
+
+
+def ui_routes(o: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str, dict[str, str]]]:
+    m, d = o["model"], o["deployment"]
+    return {
+        ("GET", "/ui/static/{name}"): ("public", "/ui/static/ui.css", {}),
+        ("GET", "/sign-in"): ("public", "/sign-in", {}),
+        ("GET", "/"): ("read", "/", {}),
+        ("GET", "/beamline"): ("read", "/beamline?laboratory=slac&facility=lcls&beampath=cu_hxr", {}),
+        ("GET", "/models"): ("read", "/models?q=lcls", {}),
+        ("GET", "/models/{model_id}"): ("read", f"/models/{m}", {}),
+        ("GET", "/models/{model_id}/deployments/{deployment_id}"): ("read", f"/models/{m}/deployments/{d}", {}),
+        ("GET", "/runs/{run_id}"): ("read", f"/runs/{o['run']}", {}),
+        ("POST", "/models/{model_id}/live"): ("write", f"/models/{m}/live",
+                                              {"deployment_id": str(d), "expected_live": "none"}),
+        ("POST", "/models/{model_id}/live-requests"): (
+            "write", f"/models/{o['protected']}/live-requests",
+            {"deployment_id": str(o["candidate"]), "expected_live": "none", "reason": "validated"}),
+        ("POST", "/live-requests/{request_id}/{decision}"): ("write", f"/live-requests/{o['request']}/reject",
+                                                             {"reason": "not yet"}),
+        ("POST", "/models/{model_id}/deployments/{deployment_id}/runs"): (
+            "write", f"/models/{m}/deployments/{d}/runs", {"extra": '{"x": 1}'}),
+        ("GET", "/admin/tokens"): ("admin", "/admin/tokens", {}),
+        ("POST", "/admin/tokens"): ("admin", "/admin/tokens", {"name": o["new_token"], "scope": "read"}),
+        ("POST", "/admin/tokens/{name}/revoke"): ("admin", f"/admin/tokens/{o['victim']}/revoke", {}),
+        ("GET", "/admin/webhooks"): ("admin", "/admin/webhooks", {}),
+        ("GET", "/admin/webhooks/{webhook_id}"): ("admin", f"/admin/webhooks/{o['webhook']}", {}),
+        ("POST", "/admin/webhooks"): ("admin", "/admin/webhooks",
+                                     {"url": "https://93.184.215.14/hook", "event_types": "model.created"}),
+        ("POST", "/admin/deliveries/{delivery_id}/replay"): ("admin", f"/admin/deliveries/{o['delivery']}/replay", {}),
+        ("POST", "/admin/webhooks/{webhook_id}/remove"): ("admin", f"/admin/webhooks/{o['webhook']}/remove", {}),
+        ("POST", "/sign-out"): ("read", "/sign-out", {}),  # last: it ends the session
+    }  # fmt: skip
+
+
+def objects_for(service: Any, kind: str) -> dict[str, Any]:
+    """Fresh objects for one principal's round, so that each of its changes can succeed."""
+    model = make_model(service, laboratory="slac", facility="lcls", beampath="cu_hxr")
+    deployment = make_deployment(service, model)
+    make_flow(service, deployment, project_name=make_project(service))
+    protected = make_model(service)
+    service.update_model(protected, require_approval=True)
+    pending, candidate = make_deployment(service, protected), make_deployment(service, protected)
+    request = service.with_actor("someone-else").request_live(pending, reason="needs review").request_id
+    run = service.record_run(prefect_run_id=f"ui-matrix-{kind}", model_id=model, deployment_id=deployment,
+                             flow_id="f", parameters={}).run_id  # fmt: skip
+    webhook = service.add_webhook("https://93.184.215.14/hook", event_types=["*"]).webhook.webhook_id
+    make_model(service)  # an event for the webhook
+    service.derive_deliveries()
+    delivery = service.list_deliveries(webhook_id=webhook).items[0].delivery_id
+    service.create_token(f"victim-{kind}", scope="read")
+    return dict(model=model, deployment=deployment, protected=protected, candidate=candidate, request=request,
+                run=run, webhook=webhook, delivery=delivery, victim=f"victim-{kind}", new_token=f"made-{kind}")  # fmt: skip
+
+
+def test_every_ui_route_against_every_principal(api: httpx.Client, principals: Any, service: Any) -> None:
+    """A principal below a route's scope gets sign-in (GET) or 401, or 403; one with it never does, nor a 5xx
+    but the run form's 503 (this server has no Prefect). The table must name every route of the UI."""
+    from lume_services.ui.site import ui_router
+
+    served = {(method, r.path) for r in ui_router().routes for method in r.methods}
+    assert served == set(ui_routes(objects_for(service, "table"))) | {("POST", "/sign-in")}  # sign-in: its own tests
+    base = str(api.base_url).rstrip("/")
+    for kind in KINDS:
+        table = ui_routes(objects_for(service, kind))
+        with _session(base, principals.tokens[kind]) as client:
+            signed_in = "lume_session" in client.cookies
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/").text) if signed_in else None
+            for (method, template), (needed, path, form) in table.items():
+                if method == "GET":
+                    status = client.get(path, follow_redirects=False).status_code
+                else:
+                    data = {**form, "csrf": csrf.group(1) if csrf else ""}
+                    status = client.post(path, data=data, follow_redirects=False).status_code
+                allowed = GRANTED[kind] >= RANK[needed] and not (kind == "write_other" and needed == "write")
+                if allowed:
+                    expected = {"/models/{model_id}/deployments/{deployment_id}/runs": {503}}.get(
+                        template, {200, 201, 303})  # fmt: skip
+                elif needed == "public":
+                    expected = {200}
+                elif not signed_in:
+                    expected = {303} if method == "GET" else {401}
+                else:
+                    expected = {403}
+                assert status in expected, (kind, method, template, status, path)
