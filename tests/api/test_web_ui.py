@@ -571,3 +571,24 @@ def test_every_ui_route_against_every_principal(api: httpx.Client, principals: A
                 else:
                     expected = {403}
                 assert status in expected, (kind, method, template, status, path)
+
+
+def test_the_admin_forms_refuse_bad_input_and_store_nothing(api: httpx.Client, principals: Any, service: Any) -> None:
+    base = str(api.base_url).rstrip("/")
+    with _session(base, principals.tokens["admin"]) as client:
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/admin/tokens").text).group(1)
+        tokens_before, hooks_before = service.list_tokens(include_revoked=True), service.list_webhooks()
+        for form, says in (({"name": "ok-name", "scope": "read", "expires_in_days": "0"}, "expires_in_days"),
+                           ({"name": "ok-name", "scope": "read", "expires_in_days": "ten"}, "expires_in_days"),
+                           ({"name": "two words", "scope": "read"}, "two words"),
+                           ({"name": "ok-name", "scope": "root"}, "root"),
+                           ({"name": "ok-name", "scope": "write", "project_name": "no-such-project"}, "no-such-project")):  # fmt: skip
+            answer = client.post("/admin/tokens", data={**form, "csrf": csrf})
+            assert answer.status_code in (404, 422) and says in html.unescape(answer.text), (form, answer.status_code)
+        for form, says in (({"url": "https://93.184.215.14/h", "event_types": "*", "model_id": "x1"}, "model_id"),
+                           ({"url": "ftp://93.184.215.14/h", "event_types": "*"}, "ftp"),
+                           ({"url": "https://93.184.215.14/h", "event_types": "bogus.type"}, "bogus")):  # fmt: skip
+            answer = client.post("/admin/webhooks", data={**form, "csrf": csrf})
+            assert answer.status_code == 422 and says in html.unescape(answer.text), (form, answer.status_code)
+        assert client.post("/admin/tokens/nobody/revoke", data={"csrf": csrf}).status_code == 404
+    assert service.list_tokens(include_revoked=True) == tokens_before and service.list_webhooks() == hooks_before
