@@ -140,3 +140,22 @@ def test_database_operations_never_import_prefect(tmp_path):
     env["LUME_HOME"] = str(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.stdout.strip().splitlines()[-1:] == ["[]"], out.stderr
+
+
+def test_a_model_kept_across_configure_still_writes(lume_home):
+    """configure() again closes the old context's database; objects made before it (a notebook's
+    Model, a service) keep working, their first call after it a write included (runs get recorded)."""
+    from factories import deployment_fields
+
+    from lume_services.models import Model
+
+    config.configure()
+    model = Model.create_model(author="a", laboratory="b", facility="c", beampath="d", description="kept")
+    old = config.get_context().model_db_service()
+    config.configure()
+    first = old.store_deployment(**deployment_fields(model.model_id, version="1.0.0"))
+    config.configure()
+    second = model.model_db_service.store_deployment(**deployment_fields(model.model_id, version="2.0.0"))
+    new = config.get_context().model_db_service()
+    stored = new.get_deployments(model_id=model.model_id)
+    assert [(d.deployment_id, d.version) for d in stored] == [(first, "1.0.0"), (second, "2.0.0")]

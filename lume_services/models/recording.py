@@ -41,7 +41,7 @@ class RunRecorder:
         try:
             self.record = self.service.record_run(prefect_run_id=prefect_run_id, **self.fields)
         except Exception as exc:  # the run goes on; its record is what is lost
-            log.warning("run %s was submitted but could not be recorded: %s", prefect_run_id, exc)
+            log.warning("run %s was submitted but could not be recorded: %s: %s", prefect_run_id, type(exc).__name__, exc)
 
     def finished(self, **outcome: Any) -> None:
         if self.record is None:
@@ -49,7 +49,8 @@ class RunRecorder:
         try:
             self.service.finish_run(self.record.run_id, **outcome)
         except Exception as exc:
-            log.warning("the outcome of run %s could not be recorded: %s", self.record.prefect_run_id, exc)
+            log.warning("the outcome of run %s could not be recorded: %s: %s", self.record.prefect_run_id,
+                        type(exc).__name__, exc)  # fmt: skip
 
     def run(self) -> str:
         """Submit; returns the Prefect flow run id at once."""

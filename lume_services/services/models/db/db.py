@@ -253,7 +253,9 @@ class ModelDB:
 
         For units of work that run only Core statements; much lighter than a Session.
         """
-        engine = self.engine if not write else self._write_engine
+        engine = self.engine  # (re)builds the write engine too, also after dispose()
+        if write:
+            engine = self._write_engine
         assert engine is not None
         with engine.begin() as conn:
             yield conn
