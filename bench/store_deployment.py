@@ -3,7 +3,8 @@
 Prints, measured side by side in one run on this machine:
   * cold store_deployment of examples/my-model (an sdist with numpy and
     prefect dependencies; nothing of it in LUME_HOME yet) against a bare
-    `uv venv` + `uv pip install` of the same archive, both with the same uv
+    `uv venv` + `uv pip install` of the same archive (a copy at a new path,
+    so that uv builds the sdist as the store must), both with the same uv
     cache state -- once with a cold (empty) uv cache, once with uv's own
     warm cache (the default, shared with the registry's environment) -- and
     against the floor: that bare install plus one warm describe of its flow
@@ -57,8 +58,18 @@ def bare_install(archive: Path, work: Path, cache: Path | None) -> float:
 
 
 def bare_install_at(archive: Path, work: Path, cache: Path | None) -> tuple[float, Path]:
+    """A bare install of a copy of ``archive`` at a path uv has not seen.
+
+    uv caches the wheel it builds from a local sdist by the sdist's path: a
+    second install from the same path skips the build. A registry never gets
+    that (each stored artifact is a new file in its store, and a new release
+    is a new sdist), so the floor installs a fresh copy and builds it too.
+    """
     env = {**os.environ, **({"UV_CACHE_DIR": str(cache)} if cache else {})}
     target = Path(tempfile.mkdtemp(dir=work, prefix="bare-"))
+    copy = Path(tempfile.mkdtemp(dir=work, prefix="archive-")) / archive.name
+    shutil.copy2(archive, copy)
+    archive = copy
     started = time.perf_counter()
     subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(target)], check=True, env=env)
     subprocess.run(
@@ -197,6 +208,10 @@ def main() -> None:
         "--skip-cold-cache", action="store_true", help="skip the empty-uv-cache runs (network)"
     )
     args = parser.parse_args()
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set, so the registry's own environment holds no compiled modules"
+              " for a new environment to share and the cold store compiles Prefect again; run with"
+              " `env -u PYTHONDONTWRITEBYTECODE` to measure what a machine without it sees", flush=True)  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="lume-bench-"))
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     try:
