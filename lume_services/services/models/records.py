@@ -224,6 +224,9 @@ def records_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[It
     if len(names) == 1:
         single = pick
         pick = lambda row: (single(row),)  # noqa: E731
+    if names == keys:  # the row's columns are the fields, in order (most listings): no picking
+        pick = None
+    given = frozenset(names)  # each record gets its own copy: set(frozenset) is the cheapest to make
     new = object.__new__
 
     def complete(given: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +236,7 @@ def records_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[It
         built = []
         append = built.append
         for row in rows:
-            values = dict(zip(names, pick(row)))
+            values = dict(zip(names, row if pick is None else pick(row)))
             for name in empty:
                 if values[name] is None:
                     values[name] = {}
@@ -241,7 +244,7 @@ def records_builder(record: type[Record], keys: tuple[str, ...]) -> Callable[[It
                 values = complete(values)
             one = new(record)
             _set_dict(one, "__dict__", values)
-            _set_fields(one, set(names))
+            _set_fields(one, set(given))
             _set_extra(one, None)
             _set_private(one, None)
             append(one)
