@@ -36,6 +36,7 @@ from sqlalchemy import event  # noqa: E402
 from lume_services import migrations  # noqa: E402
 from lume_services.mlflow.client import MlflowClient  # noqa: E402
 from lume_services.mlflow.importer import Importer  # noqa: E402
+from lume_services.mlflow.transport import quick_ack_transport  # noqa: E402
 from lume_services.services.models.db.db import ModelDB, ModelDBConfig  # noqa: E402
 from lume_services.services.models.service import ModelDBService  # noqa: E402
 
@@ -113,7 +114,7 @@ def main() -> None:
 
 def run(url: str, base: Path, models: int, versions: int) -> None:
     started = time.perf_counter()
-    with httpx.Client(base_url=url, timeout=60) as http, ThreadPoolExecutor(4) as pool:
+    with httpx.Client(base_url=url, timeout=60, transport=quick_ack_transport()) as http, ThreadPoolExecutor(4) as pool:
         names = list(pool.map(lambda i: create_model(http, i, versions), range(models)))
     print(f"created {models} registered models x {versions} versions in {time.perf_counter() - started:.1f} s")
     listed, list_seconds = listing_rate(url)

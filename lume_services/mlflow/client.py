@@ -27,6 +27,7 @@ from lume_services.errors import (
     MlflowUnreachableError,
     NotMlflowError,
 )
+from lume_services.mlflow.transport import quick_ack_transport
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -63,7 +64,8 @@ class MlflowClient:
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url, url_auth = public_url(url)
         auth, headers = _credentials(url_auth)
-        self._http = httpx.Client(base_url=self.url, auth=auth, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, auth=auth, headers=headers, timeout=timeout,
+                                  transport=quick_ack_transport())  # fmt: skip
 
     def __repr__(self) -> str:
         return f"MlflowClient({self.url!r})"

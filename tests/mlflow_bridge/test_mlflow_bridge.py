@@ -338,3 +338,28 @@ class TestCli:
         result = runner.invoke(cli, [*args, "--mapping", str(bad)], env=env)
         assert result.exit_code == 1 and "unknown field 'colour'" in result.output
         assert runner.invoke(cli, ["mlflow", "import"], env=env).exit_code == 2
+
+
+class TestQuickAcknowledgements:
+    """The client's transport acknowledges each response segment at once (see lume_services/mlflow/transport.py)."""
+
+    def test_the_bridge_uses_it_on_linux_and_reads_the_same_bytes(
+        self, mlflow: Any, mlflow_server: Any, bridge: MlflowClient, tmp_path: Path
+    ) -> None:
+        import sys
+
+        import httpx
+
+        from lume_services.mlflow.transport import QUICKACK, acknowledges_at_once, quick_ack_transport
+
+        assert acknowledges_at_once(bridge._http._transport) == (QUICKACK is not None)
+        if sys.platform == "linux":
+            assert QUICKACK is not None
+        source, _ = log_model_run(mlflow, "0", tmp_path, weights=b"\x00\xff" * 50_000)
+        root = source.removeprefix("mlflow-artifacts:/")
+        path = f"/api/2.0/mlflow-artifacts/artifacts/{root}/data/model.pt"
+        with httpx.Client(base_url=mlflow_server.url) as plain, \
+                httpx.Client(base_url=mlflow_server.url, transport=quick_ack_transport()) as quick:  # fmt: skip
+            for _ in range(3):  # on one kept-alive connection, several responses in a row
+                assert quick.get(path).content == plain.get(path).content == b"\x00\xff" * 50_000
+        assert b"".join(bridge.stream(f"{root}/data/model.pt")) == b"\x00\xff" * 50_000
