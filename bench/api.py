@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from registry import build_mlflow, build_ours, lume_service, mlflow_store  # noqa: E402
 
+from lume_services.mlflow.transport import quick_ack_transport  # noqa: E402
+
 Request = Callable[[httpx.Client, int], httpx.Response]
 
 
@@ -94,7 +96,9 @@ def timed(base: str, headers: dict[str, str], request: Request, total: int, clie
     failures: list[str] = []
 
     def client() -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+        # Acknowledging at once spares MLflow's server (Nagle on under --workers N) a delayed-ACK
+        # stall per request that is the client's, not the server's; ours sets TCP_NODELAY anyway.
+        with httpx.Client(base_url=base, headers=headers, timeout=60, transport=quick_ack_transport()) as http:
             request(http, 0)  # connect and warm up outside the timing
             barrier.wait()
             mine = []
