@@ -186,7 +186,10 @@ class ModelDB:
             # REPEATABLE READ snapshots make "read then write" stale under
             # concurrency; READ COMMITTED plus row locks is what we rely on.
             kwargs["isolation_level"] = "READ COMMITTED"
-            kwargs["connect_args"] = {"charset": "utf8mb4"} if "pymysql" in self.url.drivername else {}
+            if "pymysql" in self.url.drivername:
+                from lume_services.services.models.db.mysql_conv import conversions
+
+                kwargs["connect_args"] = {"charset": "utf8mb4", "conv": conversions()}
         try:
             engine = create_engine(self.url, **kwargs)
         except (ImportError, ArgumentError) as exc:
