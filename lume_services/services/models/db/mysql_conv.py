@@ -22,9 +22,12 @@ def convert_datetime(value: Any) -> Any:
     text = value.decode("ascii") if isinstance(value, (bytes, bytearray)) else value
     if len(text) >= 19:
         try:
-            return datetime.fromisoformat(text)
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             pass
+        else:
+            if parsed.tzinfo is None:  # MySQL never sends an offset; PyMySQL leaves such text as it is
+                return parsed
     return pymysql.converters.convert_datetime(value)
 
 
