@@ -176,10 +176,10 @@ class Floor:
     """Plain SQLAlchemy Core on lume-services' tables: prepared statements, one per transaction."""
 
     def __init__(self, url: str, dialect: str) -> None:
-        from lume_services.services.models.db.mysql_conv import conversions
+        from lume_services.services.models.db.mysql_conv import pymysql_connect_args
 
         # The same driver settings as lume-services' own connections (on MariaDB: its DATETIME decoder).
-        mysql = {"connect_args": {"charset": "utf8mb4", "conv": conversions()}} if dialect == "mariadb" else {}
+        mysql = {"connect_args": pymysql_connect_args()} if dialect == "mariadb" else {}
         self.engine = create_engine(url, **mysql)
         if dialect == "sqlite":  # the same durability as lume-services' own connections
 

@@ -37,17 +37,18 @@ class Access:
 
     def require_unrestricted(self, what: str) -> None:
         """Refuse a project-limited token a change outside deployments (models, projects)."""
-        if self.token is not None and self.project is not None:
-            raise ScopeError(self.token.name, f"write for project {self.project!r}", "write",
+        if self.project is not None:
+            raise ScopeError(self.name, f"write for project {self.project!r}", "write",
                              f"{what} is not limited to one project.")  # fmt: skip
 
     def require_project_of(self, deployment_id: int) -> None:
         """Refuse a project-limited token a change of a deployment outside its project."""
-        if self.token is None or self.project is None:
+        project = self.project
+        if project is None:
             return
         projects = {f.project_name for f in self.service.get_flows(deployment_id=deployment_id)}
-        if self.token.project_name not in projects:
-            raise ScopeError(self.token.name, f"write for project {self.token.project_name!r}",
+        if project not in projects:
+            raise ScopeError(self.name, f"write for project {project!r}",
                              "write for the deployment's project",
                              f"Deployment {deployment_id!r} is in {sorted(projects) or 'no project'}.")  # fmt: skip
 

@@ -187,9 +187,9 @@ class ModelDB:
             # concurrency; READ COMMITTED plus row locks is what we rely on.
             kwargs["isolation_level"] = "READ COMMITTED"
             if "pymysql" in self.url.drivername:
-                from lume_services.services.models.db.mysql_conv import conversions
+                from lume_services.services.models.db.mysql_conv import pymysql_connect_args
 
-                kwargs["connect_args"] = {"charset": "utf8mb4", "conv": conversions()}
+                kwargs["connect_args"] = pymysql_connect_args()
         try:
             engine = create_engine(self.url, **kwargs)
         except (ImportError, ArgumentError) as exc:

@@ -37,3 +37,8 @@ def conversions() -> dict[Any, Any]:
     conv[FIELD_TYPE.DATETIME] = convert_datetime
     conv[FIELD_TYPE.TIMESTAMP] = convert_datetime
     return conv
+
+
+def pymysql_connect_args() -> dict[str, Any]:
+    """The ``connect_args`` of every PyMySQL engine of the registry: utf8mb4 and :func:`conversions`."""
+    return {"charset": "utf8mb4", "conv": conversions()}
